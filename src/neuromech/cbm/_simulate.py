@@ -18,6 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from ._model import ConductanceBasedModel, check_conductances
@@ -190,8 +191,11 @@ def simulate(
     stimulus = (stimulus or Stimulus()).prepare(dt_out)
     n_inner = int(round(dt_out / dt))
     n_total = int(math.ceil(duration / dt_out - 1e-9))
-    n_chunks = max(1, math.ceil(n_total / chunk_samples))
-    per_chunk = math.ceil(n_total / n_chunks)
+    # A fixed chunk length keeps one compiled program for every run of a model (the tail of the
+    # last chunk is simulated and discarded).
+    per_chunk = min(chunk_samples, n_total)
+    n_chunks = math.ceil(n_total / per_chunk)
+    devices = jax.devices()
     mode = "states" if ("states" in record or "currents" in record) else "voltage" if record else "none"
     dtype = jnp.asarray(1.0).dtype
 
@@ -200,14 +204,20 @@ def simulate(
     bar = tqdm(total=n_models * n_chunks, disable=not progress, desc=f"simulate {model.name}", unit="chunk")
     base_key = jax.random.PRNGKey(seed)
     for start in range(0, n_models, batch_size):
-        gb = jnp.asarray(g[start:start + batch_size], dtype)
-        nb = gb.shape[0]
-        model_keys = jax.vmap(lambda k: jax.random.fold_in(base_key, k))(key_offset + start + jnp.arange(nb))
+        nb = min(batch_size, n_models - start)
+        # Pad the batch to a multiple of the device count and split it across devices.
+        padded = -(-nb // len(devices)) * len(devices) if nb >= len(devices) else nb
+        rows = np.minimum(np.arange(padded), nb - 1) + start
+        gb = jnp.asarray(g[rows], dtype)
+        model_keys = jax.vmap(lambda k: jax.random.fold_in(base_key, k))(key_offset + jnp.asarray(rows))
         init_keys, keys = jnp.moveaxis(jax.vmap(jax.random.split)(model_keys), 1, 0)
         y0 = jax.vmap(model.initial_state)(gb)
         noise0 = jax.vmap(stimulus.init)(init_keys)
         armed0 = y0[:, 0] < spike_threshold
         carry = (y0, armed0, noise0)
+        if len(devices) > 1 and padded % len(devices) == 0:
+            sharding = NamedSharding(Mesh(np.array(devices), ("models",)), PartitionSpec("models"))
+            gb, carry, keys = jax.device_put((gb, carry, keys), sharding)
         batch_traces = []
         for c in range(n_chunks):
             first = c * per_chunk
@@ -216,7 +226,7 @@ def simulate(
                 n_windows=per_chunk, n_inner=n_inner, dt=dt, theta=spike_threshold, rearm=spike_rearm,
                 record=mode,
             )
-            spike, extra = np.asarray(out[0], dtype=np.float64), np.asarray(out[1])
+            spike, extra = np.asarray(out[0][:nb], dtype=np.float64), np.asarray(out[1][:nb])
             lost += int(extra.sum())
             m, w = np.nonzero(~np.isnan(spike))
             t = (first + w) * dt_out + spike[m, w]
@@ -224,10 +234,11 @@ def simulate(
             spikes_model.append(m[keep] + start)
             spikes_time.append(t[keep])
             if mode != "none":
-                batch_traces.append(np.asarray(out[2]))
+                batch_traces.append(np.asarray(out[2][:nb]))
             bar.update(nb)
-            if not np.all(np.isfinite(np.asarray(carry[0][:, 0]))):
-                bad = int(np.argwhere(~np.isfinite(np.asarray(carry[0][:, 0])))[0, 0]) + start
+            v_end = np.asarray(carry[0][:nb, 0])
+            if not np.all(np.isfinite(v_end)):
+                bad = int(np.argwhere(~np.isfinite(v_end))[0, 0]) + start
                 raise FloatingPointError(
                     f"the simulation of model {ids[bad]} diverged (non-finite voltage); check its "
                     "conductances and the stimulus amplitude"
