@@ -201,7 +201,8 @@ def simulate(
 
     spikes_model, spikes_time, traces = [], [], []
     lost = 0
-    bar = tqdm(total=n_models * n_chunks, disable=not progress, desc=f"simulate {model.name}", unit="chunk")
+    n_batches = math.ceil(n_models / batch_size)
+    bar = tqdm(total=n_batches * n_chunks, disable=not progress, desc=f"simulate {model.name}", unit="chunk")
     base_key = jax.random.PRNGKey(seed)
     for start in range(0, n_models, batch_size):
         nb = min(batch_size, n_models - start)
@@ -235,7 +236,7 @@ def simulate(
             spikes_time.append(t[keep])
             if mode != "none":
                 batch_traces.append(np.asarray(out[2][:nb]))
-            bar.update(nb)
+            bar.update(1)
             v_end = np.asarray(carry[0][:nb, 0])
             if not np.all(np.isfinite(v_end)):
                 bad = int(np.argwhere(~np.isfinite(v_end))[0, 0]) + start
