@@ -226,7 +226,7 @@ def run_simulation(
     pending = sorted(set(range(n_chunks)) - set(done))
 
     bar = tqdm(total=n_models, initial=sum(b - a for a, b in (bounds[i] for i in done)), unit="model",
-               unit_scale=True, desc=f"simulate {model.name}", disable=not progress)
+               desc=f"simulate {model.name}", disable=not progress)
     finished = len(done)
 
     def record(i, result):
