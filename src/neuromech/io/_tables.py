@@ -82,7 +82,7 @@ def parse_ids(values, *, kind: str, column: str, path) -> np.ndarray:
         missing = np.flatnonzero((text == "").to_numpy() | series.isna().to_numpy())
         if missing.size:
             raise ValueError(
-                f"{path}: column {column!r} has empty ids at {describe_rows(kind, missing, text.tolist())}"
+                f"{path}: column {column!r} has missing ids at {describe_rows(kind, missing, text.tolist())}"
             )
         numbers = pd.to_numeric(text, errors="coerce")
         if not numbers.isna().any() and np.all(np.mod(numbers, 1) == 0):

@@ -88,6 +88,8 @@ def read_traces(path: str | os.PathLike) -> Traces:
         OSError: the file cannot be opened.
     """
     path = _check_suffix(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would try to unpickle it
+        raise ValueError(f"{path} is not a NumPy .npz archive")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ("time", "voltage", "ids") if k not in data.files]
