@@ -248,9 +248,13 @@ def read_spikes(path: str | os.PathLike) -> pd.DataFrame:
 def read_blocks(path: str | os.PathLike):
     """``(ids, spike_times, offsets)`` from a spike table; see :func:`read_trains`."""
     kind = table_kind(path)
-    raw = read_raw(path, what="spike table", text=True)
+    raw = read_raw(path, what="spike table")
     columns = set(raw.columns)
     if set(LONG_COLUMNS) <= columns:
+        if kind == "csv" and not (
+            pd.api.types.is_numeric_dtype(raw["spike_time"]) and np.isfinite(raw["spike_time"]).all()
+        ):
+            raw = read_raw(path, what="spike table", text=True)  # keep the cells as written, to report them
         return _read_long(raw, kind, path)
     if set(WIDE_COLUMNS) <= columns:
         return _read_wide(raw, kind, path)
