@@ -13,7 +13,7 @@ import pytest
 
 from neuromech.cbm import Constant, Noise, get_model, simulate
 from neuromech.io import read_spikes, read_traces, read_trains
-from neuromech.jobs import JobMismatchError, run_simulation
+from neuromech.jobs import JobLockedError, JobMismatchError, run_simulation
 
 DURATION, TRANSIENT, SEED = 200.0, 50.0, 3
 DT = 0.025  # ms: coarser than HH's default (0.01) only to compile faster; the same in every run
@@ -208,3 +208,17 @@ def test_unreachable_scheduler_is_an_os_error(case, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="cannot connect to the Dask scheduler"):
         _run(case, tmp_path / "s.csv", scheduler="tcp://127.0.0.1:9")
     assert _leftovers(tmp_path) == []
+
+
+def test_a_second_concurrent_run_of_the_same_output_is_refused(case, tmp_path):
+    out = tmp_path / "spikes.csv"
+    refused = []
+
+    def start_another(i, finished, total):
+        if not refused:
+            with pytest.raises(JobLockedError, match="another process is running a job"):
+                _run(case, out)
+            refused.append(i)
+
+    _run(case, out, on_chunk=start_another)
+    assert refused and _leftovers(tmp_path) == ["spikes.csv"]  # lock file removed at the end

@@ -5,6 +5,7 @@ Layout while a job runs (``OUT`` is the requested output file)::
     .OUT.parts/manifest.json        the job's settings and their hash
     .OUT.parts/part-00000.parquet   spikes of chunk 0 (columns index, spike_time), when finished
     .OUT.parts/part-00000.npz       its voltage traces, only when traces were asked for
+    .OUT.lock                       held (flock) by the running process: one run per output at a time
 
 Every part is written atomically as its chunk completes, so an existing part is a finished part. When
 all are done they are merged, chunk by chunk, into ``OUT`` (atomically) and the work directory is
@@ -17,6 +18,7 @@ spikes as one ``simulate`` call.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -28,6 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from ..cbm import ConductanceBasedModel, Stimulus, simulate
 from ..io import SpikeWriter, atomic_path, table_kind, write_traces
@@ -49,6 +56,10 @@ SCHEDULER_TIMEOUT = 30.0  # s to wait for a Dask scheduler to answer
 
 class JobMismatchError(ValueError):
     """An unfinished job with different settings occupies the work directory of the output."""
+
+
+class JobLockedError(OSError):
+    """Another process is running a job for the same output right now."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,34 +227,63 @@ def run_simulation(
         "traces": protocol.record_voltage,
         "float": str(jnp.asarray(1.0).dtype),  # float32, or float64 with jax x64
     }
-    job = job_digest(settings)
     n_chunks = math.ceil(n_models / chunk_size)
-    bounds = [(i * chunk_size, min(n_models, (i + 1) * chunk_size)) for i in range(n_chunks)]
-    work = out.parent / f".{out.name}.parts"
-    created = _prepare_workdir(work, out, job, settings, n_chunks, restart)
-    parts = _Parts(work, job, record_voltage=protocol.record_voltage)
+    job = _Job(
+        model=model, g=g, ids=ids, stimulus=stimulus, protocol=protocol, out=out, traces=traces,
+        format=format, settings=settings, digest=job_digest(settings),
+        bounds=tuple((i * chunk_size, min(n_models, (i + 1) * chunk_size)) for i in range(n_chunks)),
+    )
+    with _exclusive(out.parent / f".{out.name}.lock", out):
+        return _run(job, restart=restart, scheduler=scheduler, progress=progress, on_chunk=on_chunk)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """A validated job: what to simulate, where to write it, and its fingerprint."""
+
+    model: ConductanceBasedModel
+    g: np.ndarray
+    ids: np.ndarray
+    stimulus: Stimulus
+    protocol: _Protocol
+    out: Path
+    traces: Path | None
+    format: str
+    settings: dict
+    digest: str
+    bounds: tuple[tuple[int, int], ...]  # [start, stop) of each chunk
+
+    @property
+    def work(self) -> Path:
+        return self.out.parent / f".{self.out.name}.parts"
+
+
+def _run(job: _Job, *, restart, scheduler, progress, on_chunk) -> JobSummary:
+    n_models, n_chunks, work = job.g.shape[0], len(job.bounds), job.work
+    created = _prepare_workdir(work, job.out, job.digest, job.settings, n_chunks, restart)
+    parts = _Parts(work, job.digest, record_voltage=job.protocol.record_voltage)
     done = [i for i in range(n_chunks) if parts.finished(i)]
     pending = sorted(set(range(n_chunks)) - set(done))
 
-    bar = tqdm(total=n_models, initial=sum(b - a for a, b in (bounds[i] for i in done)), unit="model",
-               desc=f"simulate {model.name}", disable=not progress)
+    bar = tqdm(total=n_models, initial=sum(b - a for a, b in (job.bounds[i] for i in done)), unit="model",
+               desc=f"simulate {job.model.name}", disable=not progress)
     finished = len(done)
 
     def record(i, result):
         nonlocal finished
-        parts.write(i, bounds[i], result)
+        parts.write(i, job.bounds[i], result)
         finished += 1
-        bar.update(bounds[i][1] - bounds[i][0])
+        bar.update(job.bounds[i][1] - job.bounds[i][0])
         if on_chunk is not None:
             on_chunk(i, finished, n_chunks)
 
     try:
-        tasks = [(i, g[a:b], a) for i, (a, b) in ((i, bounds[i]) for i in pending)]
+        tasks = [(i, job.g[a:b], a) for i, (a, b) in ((i, job.bounds[i]) for i in pending)]
         if scheduler is None:
             for i, g_chunk, start in tasks:
-                record(i, _simulate_chunk(model, g_chunk, stimulus, start, protocol))
+                record(i, _simulate_chunk(job.model, g_chunk, job.stimulus, start, job.protocol))
         else:
-            _run_dask(scheduler, tasks, model, stimulus, protocol, job, record)
+            _run_dask(scheduler, tasks, job, record)
     except BaseException:
         bar.close()
         if created and not any(work.glob("part-*.parquet")):
@@ -251,10 +291,44 @@ def run_simulation(
         raise
     bar.close()
 
-    n_spikes = _merge(parts, bounds, ids, out, format, traces)
+    n_spikes = _merge(parts, job.bounds, job.ids, job.out, job.format, job.traces)
     shutil.rmtree(work, ignore_errors=True)
-    return JobSummary(path=out, traces=traces, n_models=n_models, n_spikes=n_spikes, n_chunks=n_chunks,
-                      resumed=len(done))
+    return JobSummary(path=job.out, traces=job.traces, n_models=n_models, n_spikes=n_spikes,
+                      n_chunks=n_chunks, resumed=len(done))
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, out: Path):
+    """Hold an exclusive lock on ``lock`` for the job (POSIX ``flock``; no locking elsewhere).
+
+    Two runs writing the same parts would corrupt each other's work. The kernel drops the lock when
+    its process dies, so a killed run never blocks the next one.
+    """
+    if fcntl is None:
+        yield
+        return
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise JobLockedError(
+                f"another process is running a job for {out} right now (lock {lock}); wait for it to "
+                "finish or stop it"
+            ) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _conductances(model, conductances) -> np.ndarray:
@@ -393,7 +467,7 @@ def _merge(parts: _Parts, bounds, ids, out: Path, format: str, traces: Path | No
     return n_spikes
 
 
-def _run_dask(scheduler, tasks, model, stimulus, protocol, job, record) -> None:
+def _run_dask(scheduler, tasks, job: _Job, record) -> None:
     """Submit the chunks to a Dask cluster; record each result as it completes."""
     from distributed import Client, as_completed
 
@@ -408,8 +482,8 @@ def _run_dask(scheduler, tasks, model, stimulus, protocol, job, record) -> None:
     try:
         for i, g_chunk, start in tasks:
             future = client.submit(
-                _simulate_chunk, model, g_chunk, stimulus, start, protocol,
-                key=f"neuromech-simulate-{job[:12]}-{i:05d}", pure=False,
+                _simulate_chunk, job.model, g_chunk, job.stimulus, start, job.protocol,
+                key=f"neuromech-simulate-{job.digest[:12]}-{i:05d}", pure=False,
             )
             futures[future.key] = (i, future)
         for future in as_completed([f for _, f in futures.values()]):
