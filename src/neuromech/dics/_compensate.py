@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cbm import ConductanceBasedModel
-from ._dics import as_conductance_array, published_v_th, shared_voltage
+from ._dics import as_conductance_array, bucket, dics_rows, pad_rows, published_v_th, shared_voltage
 from ._population import DIC_NAMES, Population
 from ._sensitivity import (
     calcium_at,
@@ -133,6 +133,11 @@ def _solve(a, b):
     if k == 2:
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
         return jnp.stack([a[1, 1] * b[0] - a[0, 1] * b[1], a[0, 0] * b[1] - a[1, 0] * b[0]]) / det
+    if k == 3:
+        # Cramer's rule: x_i = det(a with column i replaced by b) / det(a).
+        c0, c1, c2 = a[:, 0], a[:, 1], a[:, 2]
+        det = jnp.dot(c0, jnp.cross(c1, c2))
+        return jnp.stack([jnp.dot(b, jnp.cross(c1, c2)), jnp.dot(c0, jnp.cross(b, c2)), jnp.dot(c0, jnp.cross(c1, b))]) / det
     return jnp.linalg.solve(a, b)
 
 
@@ -204,13 +209,16 @@ def compensate_batch(model, g0, v, target, rows, cols, calcium_path, max_iter, t
 
 def run_compensation(model, g0, v, rows, values, cols, calcium_path, max_iter, tol):
     """NumPy in/out, float64: ``(g (N, n), achieved (N, 3), residuals (N,))``."""
+    n = g0.shape[0]
+    size = bucket(n)  # pad, so that populations of different sizes share compilations
     with jax.enable_x64(True):
         g, d, _ = compensate_batch(
-            model, jnp.asarray(g0, jnp.float64), jnp.asarray(shared_voltage(v), jnp.float64),
-            jnp.asarray(values, jnp.float64),
+            model, jnp.asarray(pad_rows(g0, size), jnp.float64),
+            jnp.asarray(pad_rows(shared_voltage(v), size), jnp.float64),
+            jnp.asarray(pad_rows(values, size), jnp.float64),
             tuple(rows), tuple(cols), calcium_path, int(max_iter), float(tol),
         )
-        g, d = np.asarray(g), np.asarray(d)
+        g, d = np.asarray(g)[:n], np.asarray(d)[:n]
     achieved = d[:, :3]
     residuals = np.max(np.abs(achieved[:, list(rows)] - values), axis=1)
     residuals = np.where(np.isfinite(residuals), residuals, np.inf)
@@ -352,14 +360,11 @@ def unreachable_error(model, g, ok, target, v, calcium_path, cols, *, extra=""):
 
 def closest_valid_dics(model, g, target, v, calcium_path):
     """DICs nearest the target among the models with negative conductances clipped to zero."""
-    from ._dics import _dics_batch, shared_voltage
-
     clipped = np.clip(np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
     leak = leak_index(model)
     clipped[:, leak] = np.where(clipped[:, leak] > 0, clipped[:, leak], 1.0)
     with jax.enable_x64(True):
-        d = _dics_batch(model, jnp.asarray(clipped), jnp.asarray(shared_voltage(v), jnp.float64), calcium_path)
-        d = np.asarray(d)[:, :3]
+        d = dics_rows(model, clipped, np.broadcast_to(v, (len(clipped),)), calcium_path)[:, :3]
     t = np.broadcast_to(target, d.shape)
     dist = np.nansum(np.where(np.isfinite(t), (d - t) ** 2, 0.0), axis=1)
     dist = np.where(np.isfinite(dist), dist, np.inf)

@@ -113,6 +113,23 @@ class DICs:
         return pd.DataFrame(cols)
 
 
+def bucket(size: int, chunk: int = 256) -> int:
+    """Padded batch size for ``size`` models: a multiple of 64 up to ``chunk``, then of ``chunk``
+    and of 1/8 of a power of two beyond, so that calls with different N reuse a few compilations."""
+    if size <= chunk:
+        return max(64, int(np.ceil(size / 64) * 64))
+    step = max(chunk, 2 ** (int(np.log2(size)) - 3))
+    return int(np.ceil(size / step) * step)
+
+
+def pad_rows(a, size: int) -> np.ndarray:
+    """``a`` with its last row repeated up to ``size`` rows (scalars are returned as they are)."""
+    a = np.asarray(a)
+    if a.ndim == 0 or a.shape[0] == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - a.shape[0], axis=0)])
+
+
 def shared_voltage(v):
     """A scalar when every model uses the same voltage (so the voltage-only work is done once and
     compiles much faster), else the (N,) array."""
@@ -125,6 +142,13 @@ def _dics_batch(model, g, v, calcium_path):
     """DICs for (N, n) conductances at a voltage v, scalar or one per model (N,): (N, 4)."""
     v_axis = None if jnp.ndim(v) == 0 else 0
     return jax.vmap(lambda gi, vi: dics_at(model, gi, vi, calcium_path), in_axes=(0, v_axis))(g, v)
+
+
+def dics_rows(model, g2, volts, calcium_path) -> np.ndarray:
+    """(N, 4) DICs of (N, n) conductances at voltages (N,), padded to a bucket size; call under x64."""
+    size = bucket(len(g2))
+    v_in = jnp.asarray(pad_rows(shared_voltage(volts), size), jnp.float64)
+    return np.asarray(_dics_batch(model, jnp.asarray(pad_rows(g2, size), jnp.float64), v_in, calcium_path))[: len(g2)]
 
 
 @functools.partial(eqx.filter_jit)
@@ -194,8 +218,10 @@ def threshold_voltage(
     check_calcium_path(calcium_path)
     g = as_conductance_array(model, conductances, allow_negative=True)
     with jax.enable_x64(True):
-        out = _threshold_batch(model, jnp.asarray(np.atleast_2d(g)), jnp.asarray(_grid(v_range, step)), calcium_path)
-        out = np.asarray(out, dtype=np.float64)
+        g2 = np.atleast_2d(g)
+        out = _threshold_batch(model, jnp.asarray(pad_rows(g2, bucket(len(g2)))), jnp.asarray(_grid(v_range, step)),
+                               calcium_path)
+        out = np.asarray(out, dtype=np.float64)[: len(g2)]
     return float(out[0]) if g.ndim == 1 else out
 
 
@@ -263,8 +289,7 @@ def dics(
         if is_grid:
             out = np.asarray(_dics_curves(model, jnp.asarray(g2), jnp.asarray(volts), calcium_path))
         else:
-            v_in = jnp.asarray(shared_voltage(volts), jnp.float64)
-            out = np.asarray(_dics_batch(model, jnp.asarray(g2), v_in, calcium_path))
+            out = dics_rows(model, g2, volts, calcium_path)
     if g.ndim == 1:
         out, volts = out[0], (volts if is_grid else volts[0])
     elif not is_grid and np.all(volts == volts[0]) and source != "threshold":
@@ -313,6 +338,7 @@ def sensitivity(model: ConductanceBasedModel, conductances, v=None, *, calcium_p
         if not np.isfinite(volts).all():
             raise ValueError(f"v must be finite (mV); got {v!r}")
     with jax.enable_x64(True):
-        v_in = jnp.asarray(shared_voltage(volts), jnp.float64)
-        out = np.asarray(_sensitivity_batch(model, jnp.asarray(g2), v_in, calcium_path))
+        size = bucket(len(g2))
+        v_in = jnp.asarray(pad_rows(shared_voltage(volts), size), jnp.float64)
+        out = np.asarray(_sensitivity_batch(model, jnp.asarray(pad_rows(g2, size)), v_in, calcium_path))[: len(g2)]
     return out[0] if g.ndim == 1 else out
