@@ -180,6 +180,8 @@ POPULATIONS = {
         ("good", ["--out", "nowhere/spikes.csv"], "the directory"),
         ("good", ["--out", "pop.csv"], "would overwrite the --conductances file"),
         ("good", ["--traces", "v.csv"], "name the file *.npz"),
+        ("good", ["--traces", "v.npz", "--duration", "6000000"], "voltage samples in memory"),
+        ("good", ["--scheduler", "nonsense"], "cannot connect to the Dask scheduler at 'nonsense'"),
         ("good", ["--format", "wide"], "argument --format: invalid choice"),
     ],
 )
