@@ -1,0 +1,52 @@
+"""The fast solver at each model's default dt against scipy BDF at rtol = atol = 1e-8 (issue criteria:
+mean ISI and spikes per burst within 1 %, identical spike count over the kept window)."""
+
+import numpy as np
+import pytest
+
+from neuromech.cbm import da, stg
+from neuromech.cbm._validate import validate
+from neuromech.dics import generate_population
+
+FIXTURE = [8228.904834, 88.877566, 3.970819, 54.642893, 164.678951, 472.321169, 0.610392, 0.012287]
+# Spiking (g_s > 0) and bursting (g_s < 0) targets inside the published training ranges.
+STG_TARGETS = [(4.0, 5.0), (10.0, 8.0), (-4.0, 6.0), (-10.0, 10.0)]
+DA_TARGETS = [(8.0, 2.0), (-4.0, 6.0)]
+
+
+def _population(model, targets, per_target, seed):
+    return np.concatenate([
+        generate_population(model, per_target, g_s=gs, g_u=gu, seed=seed + k).conductances
+        for k, (gs, gu) in enumerate(targets)
+    ])
+
+
+def _check(table, label):
+    isi = np.abs(table["isi_error"])
+    spb = np.abs(table["spb_error"][~np.isnan(table["spb_error"])])
+    report = (f"{label}: max |ISI error| {100 * np.nanmax(isi):.3f} %, "
+              f"max |spikes/burst error| {100 * (spb.max() if spb.size else 0):.3f} %, "
+              f"count mismatches {np.sum(table['count_ref'] != table['count_fast'])}")
+    print(report)
+    assert np.all(isi < 0.01), report
+    assert np.all(spb < 0.01), report
+    np.testing.assert_array_equal(table["count_fast"], table["count_ref"], err_msg=report)
+    np.testing.assert_array_equal(table["pattern_fast"], table["pattern_ref"], err_msg=report)
+
+
+@pytest.mark.slow
+def test_stg_default_dt_matches_bdf():
+    model = stg()
+    g = np.concatenate([np.asarray([FIXTURE]), _population(model, STG_TARGETS, 5, seed=11)])
+    _, table = validate(model, g, workers=2)
+    result = table[model.dt]
+    assert set(result["pattern_ref"]) >= {"tonic", "bursting"}  # both kinds are covered
+    _check(result, f"STG, {len(g)} models, dt = {model.dt} ms")
+
+
+@pytest.mark.slow
+def test_da_default_dt_matches_bdf():
+    model = da()
+    g = _population(model, DA_TARGETS, 5, seed=21)
+    _, table = validate(model, g, workers=2)
+    _check(table[model.dt], f"DA, {len(g)} models, dt = {model.dt} ms")
