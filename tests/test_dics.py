@@ -414,3 +414,18 @@ def test_population_feeds_simulate(stg_model):
     assert len(res.trains) == 2
     sub = pop.subset(pop.valid)
     assert len(sub) == 2 and isinstance(sub, Population)
+
+
+# ------------------------------------------------------------------ slow: the full target grids
+STG_GRID = [(g_s, g_u) for g_s in np.linspace(-20.0, 20.0, 9) for g_u in (0.5, 2.0, 5.0, 10.0, 15.0, 20.0)]
+DA_GRID = [(g_s, g_u) for g_s in np.linspace(-10.0, 15.0, 6) for g_u in (0.5, 2.0, 5.0, 10.0, 15.0, 20.0)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stg", "da"])
+def test_generate_round_trip_full_grid(name):
+    model = {"stg": stg, "da": da}[name]()
+    grid = {"stg": STG_GRID, "da": DA_GRID}[name]
+    for k, (g_s, g_u) in enumerate(grid):
+        pop = generate_population(model, 1000, g_s=g_s, g_u=g_u, seed=k)
+        _check_population(model, pop, 1000, g_s, g_u)

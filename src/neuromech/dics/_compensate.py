@@ -182,19 +182,24 @@ def compensate_one(model, g0, v, target, rows, cols, calcium_path="python", max_
 
     def residual(gc):
         g = with_c(gc)
-        return s_of(g)[rows_a] @ g / g[leak] - target
+        r = s_of(g)[rows_a] @ g / g[leak] - target
+        return r, r
+
+    # Residual and Jacobian in one forward-mode pass.
+    linearise = jax.jacfwd(residual, has_aux=True)
 
     def cond(state):
-        it, _, r = state
+        it, _, r, _ = state
         return (it < max_iter) & (jnp.max(jnp.abs(r)) > tol) & jnp.all(jnp.isfinite(r))
 
     def newton(state):
-        it, gc, r = state
-        jac = jax.jacfwd(residual)(gc)
+        it, gc, r, jac = state
         gc = gc - _solve(jac, r)
-        return it + 1, gc, residual(gc)
+        jac, r = linearise(gc)
+        return it + 1, gc, r, jac
 
-    it, gc, _ = jax.lax.while_loop(cond, newton, (jnp.asarray(0), gc, residual(gc)))
+    jac, r = linearise(gc)
+    it, gc, _, _ = jax.lax.while_loop(cond, newton, (jnp.asarray(0), gc, r, jac))
     g = with_c(gc)
     return g, finish(s_of(g), g), it
 
