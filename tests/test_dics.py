@@ -429,3 +429,19 @@ def test_generate_round_trip_full_grid(name):
     for k, (g_s, g_u) in enumerate(grid):
         pop = generate_population(model, 1000, g_s=g_s, g_u=g_u, seed=k)
         _check_population(model, pop, 1000, g_s, g_u)
+
+
+def test_plots(stg_model, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neuromech.dics import plot_dics, plot_population
+
+    ax = plot_dics(stg_model, FIXTURE)
+    assert len(ax.lines) >= 4
+    axes = plot_population(generate_population(stg_model, 30, g_s=-8.0, g_u=8.0, seed=1))
+    assert axes.size >= 9
+    plt.savefig(tmp_path / "pop.png")
+    plt.close("all")

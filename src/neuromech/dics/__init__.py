@@ -30,3 +30,5 @@ from ._population import load_population as load_population
 from ._population import population_from_frame as population_from_frame
 from ._sensitivity import dics_at as dics_at
 from ._sensitivity import sensitivity_at as sensitivity_at
+from ._plots import plot_dics as plot_dics
+from ._plots import plot_population as plot_population

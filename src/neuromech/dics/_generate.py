@@ -498,6 +498,11 @@ def modulate(
         plans = [tuple([compensated] if isinstance(compensated, str) else compensated)]
         per_model = [0] * n
     else:
+        if g_s is None or g_u is None:
+            raise ValueError(
+                "the recipe's default compensated pairs need both g_s and g_u targets; to move only some "
+                "DICs, name the conductances to re-compensate with compensated=(...)"
+            )
         recipe = recipe_for(model)
         gs = np.broadcast_to(np.asarray(0.0 if g_s is None else g_s, float), (n,))
         gu = np.broadcast_to(np.asarray(0.0 if g_u is None else g_u, float), (n,))
@@ -507,7 +512,6 @@ def modulate(
             if sets not in plans:
                 plans.append(sets)
             per_model.append(plans.index(sets))
-        plans = [p for p in plans]
     per_model = np.asarray(per_model)
 
     g_out = population.conductances.copy()
