@@ -445,3 +445,15 @@ def test_plots(stg_model, tmp_path):
     assert axes.size >= 9
     plt.savefig(tmp_path / "pop.png")
     plt.close("all")
+
+
+def test_dics_of_a_population_table(stg_model):
+    # What the CLI does: a saved population table (with its DIC columns) in, id,v_th,g_f,... out.
+    pop = generate_population(stg_model, 5, g_s=-8.0, g_u=8.0, seed=3)
+    frame = pop.to_frame(details=True)
+    out = dics(stg_model, frame, "auto").to_frame(ids=frame["id"])
+    assert list(out.columns[:5]) == ["id", "v_th", "g_f", "g_s", "g_u"]
+    np.testing.assert_allclose(out["g_t"], 0.0, atol=1e-8)  # each model at its own threshold
+    np.testing.assert_allclose(dics(stg_model, frame).g_s, -8.0, atol=1e-9)
+    with pytest.raises(ValueError, match="unknown: g_NA"):
+        dics(stg_model, frame.rename(columns={"g_Na": "g_NA"}))

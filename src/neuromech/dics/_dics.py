@@ -25,11 +25,33 @@ THRESHOLD_STEP = 0.25
 _BISECTIONS = 45
 
 
+# Columns a population table may carry besides its conductances (see Population.to_frame).
+POPULATION_COLUMNS = frozenset(
+    {"id", "g_f", "g_s", "g_u", "g_t", "v", "v_th", "target_g_f", "target_g_s", "target_g_u", "residual", "compensated"}
+)
+
+
 def as_conductance_array(model: ConductanceBasedModel, g, *, allow_negative: bool = False) -> np.ndarray:
-    """Conductances as a float64 array (n,) or (N, n), from an array, a mapping or a DataFrame."""
+    """Conductances as a float64 array (n,) or (N, n), from an array, a mapping or a DataFrame.
+
+    Tables may also hold the columns a :class:`Population` writes (``id``, ``g_f``, ``v_th``, ...);
+    any other unknown column is an error (it is probably a misspelt conductance).
+    """
+    if hasattr(g, "columns"):
+        g = g[[c for c in g.columns if c not in POPULATION_COLUMNS or c in model.conductance_names]]
     if not isinstance(g, (np.ndarray, jax.Array, list, tuple)):
         if allow_negative:
             # model.conductances rejects negative values; read the named columns ourselves.
+            keys = list(g.columns) if hasattr(g, "columns") else list(g.keys())
+            missing = [k for k in model.conductance_names if k not in keys]
+            extra = [k for k in keys if k not in model.conductance_names and k != "id"]
+            if missing or extra:
+                raise ValueError(
+                    f"model {model.name!r} needs the conductances {', '.join(model.conductance_names)}"
+                    + (f"; missing: {', '.join(missing)}" if missing else "")
+                    + (f"; unknown: {', '.join(map(str, extra))}" if extra else "")
+                    + ". Rename or add the columns (units mS/cm²)."
+                )
             g = np.stack([np.asarray(g[name], dtype=float) for name in model.conductance_names], axis=-1)
         else:
             return model.conductances(g)
