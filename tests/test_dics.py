@@ -457,3 +457,18 @@ def test_dics_of_a_population_table(stg_model):
     np.testing.assert_allclose(dics(stg_model, frame).g_s, -8.0, atol=1e-9)
     with pytest.raises(ValueError, match="unknown: g_NA"):
         dics(stg_model, frame.rename(columns={"g_Na": "g_NA"}))
+
+
+def test_compensate_table_input(stg_model):
+    # A table with the compensated columns missing, or NaN as in the published code.
+    fixed = {"g_Kd": [100.0, 90.0], "g_CaT": [5.0, 4.0], "g_CaS": [14.0, 12.0], "g_KCa": [160.0, 150.0],
+             "g_leak": [0.0105, 0.01]}
+    target = {"g_f": -6.2, "g_s": 4.0, "g_u": 5.0}
+    a = compensate(stg_model, pd.DataFrame(fixed), target)
+    b = compensate(stg_model, pd.DataFrame({**fixed, "g_Na": np.nan, "g_A": np.nan, "g_H": np.nan}), target)
+    np.testing.assert_allclose(a.conductances, b.conductances)
+    np.testing.assert_allclose(dics(stg_model, a.conductances).as_array(), [[-6.2, 4.0, 5.0]] * 2, atol=1e-9)
+    with pytest.raises(ValueError, match="lacks the fixed conductance 'g_Kd'"):
+        compensate(stg_model, pd.DataFrame({k: v for k, v in fixed.items() if k != "g_Kd"}), target)
+    with pytest.raises(ValueError, match="unknown column"):
+        compensate(stg_model, pd.DataFrame({**fixed, "g_KCA": [1.0, 1.0]}), target)

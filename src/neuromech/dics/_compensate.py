@@ -21,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cbm import ConductanceBasedModel
-from ._dics import as_conductance_array, bucket, dics_rows, pad_rows, published_v_th, shared_voltage
+from ._dics import (
+    POPULATION_COLUMNS,
+    as_conductance_array,
+    bucket,
+    dics_rows,
+    pad_rows,
+    published_v_th,
+    shared_voltage,
+)
 from ._population import DIC_NAMES, Population
 from ._sensitivity import (
     calcium_at,
@@ -325,15 +333,33 @@ def compensate(
 
 
 def _starting_conductances(model, conductances, compensated):
+    names = [compensated] if isinstance(compensated, str) else list(compensated)
     if isinstance(conductances, (np.ndarray, jax.Array, list, tuple)):
-        g = np.atleast_2d(as_conductance_array(model, conductances, allow_negative=True)).copy()
-        return g
+        g = np.array(conductances, dtype=float, ndmin=1)
+        if g.ndim in (1, 2) and g.shape[-1] == len(model.channels):
+            # Compensated entries are only starting guesses: NaN (as in the published code) means "none".
+            for name in names:
+                try:
+                    k = model.channel_index(str(name))
+                except KeyError:
+                    continue  # reported by parse_compensated
+                g[..., k] = np.where(np.isfinite(g[..., k]), g[..., k], 0.0)
+        return np.atleast_2d(as_conductance_array(model, g, allow_negative=True)).copy()
     # A table: the compensated columns may be missing (start from 0).
-    names = {(c if str(c).startswith("g_") else f"g_{c}") for c in (compensated if not isinstance(compensated, str) else [compensated])}
+    names = {(c if str(c).startswith("g_") else f"g_{c}") for c in names}
+    keys = list(conductances.columns) if hasattr(conductances, "columns") else list(conductances.keys())
+    unknown = [k for k in keys if k not in model.conductance_names and k not in POPULATION_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"unknown column(s) {', '.join(map(str, unknown))} for model {model.name!r}; its conductances are "
+            f"{', '.join(model.conductance_names)}"
+        )
     cols = {}
     for name in model.conductance_names:
         if name in conductances:
             cols[name] = np.asarray(conductances[name], dtype=float)
+            if name in names:
+                cols[name] = np.where(np.isfinite(cols[name]), cols[name], 0.0)
         elif name in names:
             cols[name] = None
         else:
