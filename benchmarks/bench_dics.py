@@ -6,7 +6,9 @@ Prints the median (and min) wall time of:
 - ``generate_population`` (the published two-stage recipe, float64) for 1 000 and 10 000 STG models,
   for a target of each published compensated pair (no Newton loop for (A, H); the calcium loop for
   (CaS, H) and (CaS, A)), and for DA;
-- ``dics`` of 10 000 STG models at −51 mV; ``threshold_voltage`` of 1 000 STG models.
+- ``dics`` of 10 000 STG models at −51 mV; ``threshold_voltage`` of 1 000 STG models;
+- the compiled two-stage kernel alone in float64 (what the package uses) and in float32, with the
+  float32 error on the DICs (rechecked in float64): why the package pays for float64.
 
 Targets of the issue: ≤ 3 ms for 1 000 STG models, ≤ 15 ms for 10 000. For reference, the issue
 quotes the published Python tool at 4–13 ms (1 000) and 13–37 ms (10 000) on this machine; it is not
@@ -63,7 +65,36 @@ def main():
     ):
         med, low = timeit(fn, reps)
         print(f"{label:58s} {med:10.2f} {low:8.2f}", flush=True)
+    precision(model, args.repeats)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def precision(model, repeats):
+    """Kernel time in float64 vs float32 (internal API: the public functions always use float64)."""
+    import jax
+
+    from neuromech.dics._generate import _draw, _kernel, _layout, recipe_for
+
+    recipe, layout = recipe_for(model), _layout(model)
+    ref_cols = tuple(layout.index[c] for c in recipe.reference_compensated)
+    ref = np.asarray(recipe.reference_targets)
+    for comp, target in ((("A", "H"), (4.0, 5.0)), (("CaS", "H"), (-8.0, 8.0))):
+        cols = tuple(layout.index[c] for c in comp)
+        guess_cols = (layout.index["CaS"],) if layout.index["CaS"] in cols else ()
+        guess = np.array([(34.12 - 2.33 * target[0]) / recipe.leak_reference])[: len(guess_cols)]
+        g0 = _draw(recipe, layout, np.random.default_rng(0), 10_240)
+        args64 = (g0, ref, np.asarray(target), guess)
+        args32 = tuple(np.asarray(a, np.float32) for a in args64)
+        k64 = _kernel(model, recipe.v_th, ref_cols, ((1, 2), cols, guess_cols), "python", 1e-6)
+        k32 = _kernel(model, recipe.v_th, ref_cols, ((1, 2), cols, guess_cols), "python", 1e-3)
+        with jax.enable_x64(True):
+            t64, _ = timeit(lambda: jax.block_until_ready(k64(*args64)), repeats)
+        t32, _ = timeit(lambda: jax.block_until_ready(k32(*args32)), repeats)
+        g, _, ok = k32(*args32)
+        g = np.asarray(g, dtype=np.float64)[np.asarray(ok)]
+        err = np.abs(dics(model, g).as_array()[:, 1:] - target).max()
+        print(f"kernel stg n=10240 [{'+'.join(comp)}]: float64 {t64:.2f} ms, float32 {t32:.2f} ms "
+              f"(float32 DIC error up to {err:.1e})", flush=True)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ def _solve(a, b):
         # Cramer's rule: x_i = det(a with column i replaced by b) / det(a).
         c0, c1, c2 = a[:, 0], a[:, 1], a[:, 2]
         det = jnp.dot(c0, jnp.cross(c1, c2))
-        return jnp.stack([jnp.dot(b, jnp.cross(c1, c2)), jnp.dot(c0, jnp.cross(b, c2)), jnp.dot(c0, jnp.cross(c1, b))]) / det
+        x = [jnp.dot(b, jnp.cross(c1, c2)), jnp.dot(c0, jnp.cross(b, c2)), jnp.dot(c0, jnp.cross(c1, b))]
+        return jnp.stack(x) / det
     return jnp.linalg.solve(a, b)
 
 
@@ -328,7 +329,7 @@ def compensate(
     return Population(
         model=model, conductances=g, ids=np.arange(n) if ids is None else np.asarray(ids),
         targets=target_full, achieved=achieved, v_th=v, residuals=residuals,
-        compensated=np.full(n, names, dtype=object), calcium_path=calcium_path,
+        compensated=np.full(n, names), calcium_path=calcium_path,
     )
 
 

@@ -221,8 +221,11 @@ def _draw(recipe: Recipe, layout: _Layout, rng: np.random.Generator, size: int) 
     g = np.zeros((size, len(layout.names)))
     leak = rng.gamma(recipe.leak_shape, recipe.leak_scale, size)
     scale = leak / recipe.leak_reference
-    for name, low, high in recipe.uniform:
-        g[:, layout.index[name]] = rng.uniform(low, high, size) * scale
+    if recipe.uniform:
+        cols = [layout.index[name] for name, _, _ in recipe.uniform]
+        low = np.array([lo for _, lo, _ in recipe.uniform])
+        high = np.array([hi for _, _, hi in recipe.uniform])
+        g[:, cols] = (low + (high - low) * rng.random((size, len(cols)))) * scale[:, None]
     for name, value in recipe.constant:
         g[:, layout.index[name]] = value * scale
     g[:, layout.leak] = leak
@@ -245,7 +248,7 @@ def _population(model, g, achieved, targets, v, compensated, calcium_path):
     residuals = np.where(np.isfinite(targets), np.abs(achieved - targets), 0.0).max(axis=1)
     return Population(
         model=model, conductances=g, ids=np.arange(n), targets=targets, achieved=achieved,
-        v_th=np.full(n, float(v)), residuals=residuals, compensated=np.full(n, compensated, dtype=object),
+        v_th=np.full(n, float(v)), residuals=residuals, compensated=np.full(n, compensated),
         calcium_path=calcium_path,
     )
 
@@ -268,10 +271,12 @@ def _collect(n, max_draws, run_batch, first_fraction=1.0):
         size = min(_bucket(int(math.ceil(need / max(fraction, 1e-3) * 1.02))), _bucket(max_draws - attempted))
         g, d, ok = run_batch(size)
         attempted += size
-        valid += int(ok.sum())
-        kept_g.append(g[ok][:need])
-        kept_d.append(d[ok][:need])
-        have += min(int(ok.sum()), need)
+        good = np.flatnonzero(ok)
+        valid += good.size
+        take = good[:need]
+        kept_g.append(g[take])
+        kept_d.append(d[take])
+        have += take.size
         all_g.append(g)
         all_ok.append(ok)
         if valid == 0:
@@ -280,6 +285,11 @@ def _collect(n, max_draws, run_batch, first_fraction=1.0):
     g = kept_g[0] if len(kept_g) == 1 else np.concatenate(kept_g)
     d = kept_d[0] if len(kept_d) == 1 else np.concatenate(kept_d)
     return g, d, np.concatenate(all_g), np.concatenate(all_ok)
+
+
+def _with_na(pairs, add):
+    """With a g_f target, g_Na (the dominant fast conductance) joins every compensated pair."""
+    return tuple(("Na",) + p if add and "Na" not in p else p for p in pairs)
 
 
 def _check_n(n):
@@ -417,7 +427,7 @@ def generate_population(
     if compensated is not None:
         sets = (tuple([compensated] if isinstance(compensated, str) else compensated),)
     else:
-        sets = tuple((("Na",) + p if g_f is not None and "Na" not in p else p) for p in recipe.pairs(g_s, g_u))
+        sets = _with_na(recipe.pairs(g_s, g_u), g_f is not None)
     max_draws = max(100 * n, 10_000) if max_draws is None else int(max_draws)
     layout = _layout(model)
     ref_cols = _cached(model, ("ref_cols", recipe.reference_compensated),
@@ -508,7 +518,7 @@ def modulate(
         gu = np.broadcast_to(np.asarray(0.0 if g_u is None else g_u, float), (n,))
         plans, per_model = [], []
         for i in range(n):
-            sets = tuple(((("Na",) + p) if g_f is not None and "Na" not in p else p) for p in recipe.pairs(gs[i], gu[i]))
+            sets = _with_na(recipe.pairs(gs[i], gu[i]), g_f is not None)
             if sets not in plans:
                 plans.append(sets)
             per_model.append(plans.index(sets))
@@ -517,7 +527,7 @@ def modulate(
     g_out = population.conductances.copy()
     d_out = np.full((n, 3), np.nan)
     res_out = np.full(n, np.inf)
-    comp_out = np.full(n, "", dtype=object)
+    comp_out = [""] * n
     done = np.zeros(n, bool)
     for p, plan in enumerate(plans):
         sets = plan if compensated is None else (plan,)
@@ -535,7 +545,9 @@ def modulate(
             update = ok | first
             idx = todo[update]
             g_out[idx], d_out[idx], res_out[idx] = g[update], d[update], res[update]
-            comp_out[idx] = ",".join(model.conductance_names[c] for c in cols)
+            label = ",".join(model.conductance_names[c] for c in cols)
+            for i in idx:
+                comp_out[i] = label
             done[todo[ok]] = True
     target_full = np.full((n, 3), np.nan)
     target_full[:, list(rows)] = values
@@ -548,5 +560,6 @@ def modulate(
                   + ("..." if bad.sum() > 10 else "") + ".",
         )
     return dataclasses.replace(
-        population, conductances=g_out, targets=target_full, achieved=d_out, residuals=res_out, compensated=comp_out,
+        population, conductances=g_out, targets=target_full, achieved=d_out, residuals=res_out,
+        compensated=np.asarray(comp_out),
     )
