@@ -148,7 +148,7 @@ def da() -> ConductanceBasedModel:
         name="da",
         channels=channels,
         v_init=-90.0,
-        dt=0.025,
+        dt=0.0125,
         duration=12000.0,
         transient=3000.0,
         v_th=-55.5,
