@@ -17,6 +17,10 @@ import numpy as np
 from ._channels import CalciumPool, Channel
 
 
+# Columns of population tables that describe models rather than set a conductance.
+METADATA_COLUMNS = frozenset({"id", "ID", "member", "g_f", "g_s", "g_u", "g_t", "v_th", "residual", "compensated"})
+
+
 class ConductanceBasedModel(eqx.Module):
     """A single-compartment conductance-based neuron model.
 
@@ -206,7 +210,8 @@ class ConductanceBasedModel(eqx.Module):
         """Validated conductance array (mS/cm²) from names: keyword arguments, a mapping or a DataFrame.
 
         Returns shape (n_channels,) for scalars or (N, n_channels) for columns. Missing or unknown
-        names, negative or non-finite values raise ``ValueError`` saying which.
+        names, negative or non-finite values raise ``ValueError`` saying which. Columns that
+        describe models (``id``, DICs ``g_f, g_s, g_u``, ``v_th``, ``target_*``, ...) are ignored.
 
         Example:
             >>> from neuromech.cbm import hh
@@ -214,7 +219,8 @@ class ConductanceBasedModel(eqx.Module):
             array([120. ,  36. ,   0.3])
         """
         source = dict(named) if table is None else table
-        keys = [k for k in (source.columns if hasattr(source, "columns") else source.keys()) if k != "id"]
+        keys = [k for k in (source.columns if hasattr(source, "columns") else source.keys())
+                if k not in METADATA_COLUMNS and not str(k).startswith("target_")]
         expected = self.conductance_names
         missing = [k for k in expected if k not in keys]
         extra = [k for k in keys if k not in expected]

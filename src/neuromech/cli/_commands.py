@@ -12,6 +12,6 @@ To add one (``dics``, ``population``, ``populate``, ``fit``, ``predict``), write
 it below.
 """
 
-from . import _simulate
+from . import _dics, _population, _simulate
 
-COMMANDS = (_simulate,)
+COMMANDS = (_simulate, _dics, _population)
