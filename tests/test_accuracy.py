@@ -42,6 +42,7 @@ def _check(table, label, min_models):
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_stg_default_dt_matches_bdf():
     model = stg()
     g = np.concatenate([np.asarray([FIXTURE]), _population(model, STG_TARGETS, 5, seed=11)])
@@ -52,6 +53,7 @@ def test_stg_default_dt_matches_bdf():
 
 
 @pytest.mark.slow
+@pytest.mark.reference
 def test_da_default_dt_matches_bdf():
     model = da()
     g = _population(model, DA_TARGETS, 4, seed=21)
