@@ -12,6 +12,6 @@ To add one (``dics``, ``population``, ``populate``, ``fit``, ``predict``), write
 it below.
 """
 
-from . import _dics, _population, _simulate
+from . import _dics, _fit, _population, _predict, _simulate
 
-COMMANDS = (_simulate, _dics, _population)
+COMMANDS = (_simulate, _dics, _population, _fit, _predict)

@@ -1,0 +1,71 @@
+"""Recurrent mechanistic models (RMMs) of single neurons (Burghi, Ivanova, Morozova, Wang, Marder &
+O'Leary, PNAS 122(32) e2426916122, 2025; training methods: Burghi, Schapiro et al., Front. Comput.
+Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
+
+- Filter banks: :func:`filter_bank` (diagonal or orthonormal), :func:`geometric_taus`,
+  :func:`filter_signal` (fast), :func:`filter_step`, :func:`dc_gain`, :func:`frequency_response`,
+  :func:`gramian`, :func:`rest_state`.
+- Currents: :class:`Leak`, :class:`LumpedCurrent`, :class:`ConductanceCurrent` (monotone gates).
+- The model: :class:`RMM`, :func:`init_rmm`, :func:`rmm_step`, :func:`simulate` (closed loop),
+  :func:`teacher_forced` (read-out from a measured voltage), ``RMM.ablate``.
+- Training: :func:`fit` (teacher forcing, then optional multiple shooting), :func:`fit_shooting`.
+- Validation: :func:`evaluate`, :func:`predict`, metrics; interpretation: :func:`iv_curves`,
+  :func:`gate_curves`.
+- Settings: :class:`RMMConfig` and its parts, :func:`config_from_dict`; files: :func:`save_model`,
+  :func:`load_model`. Plots: :func:`plot_prediction`, :func:`plot_iv`, :func:`plot_gates`.
+"""
+
+from ._build import TrainingData as TrainingData
+from ._build import init_rmm as init_rmm
+from ._build import teacher_forcing_data as teacher_forcing_data
+from ._currents import ConductanceCurrent as ConductanceCurrent
+from ._currents import Leak as Leak
+from ._currents import LumpedCurrent as LumpedCurrent
+from ._currents import MonotoneGate as MonotoneGate
+from ._filters import FilterBank as FilterBank
+from ._filters import dc_gain as dc_gain
+from ._filters import filter_bank as filter_bank
+from ._filters import filter_signal as filter_signal
+from ._filters import filter_signal_scan as filter_signal_scan
+from ._filters import filter_step as filter_step
+from ._filters import frequency_response as frequency_response
+from ._filters import geometric_taus as geometric_taus
+from ._filters import gramian as gramian
+from ._filters import rest_state as rest_state
+from ._fit import fit as fit
+from ._fit import fit_shooting as fit_shooting
+from ._fit import shooting_loss as shooting_loss
+from ._fit import teacher_forcing_loss as teacher_forcing_loss
+from ._interpret import gate_curves as gate_curves
+from ._interpret import iv_curves as iv_curves
+from ._metrics import SweepMetrics as SweepMetrics
+from ._metrics import coincidence_factor as coincidence_factor
+from ._metrics import inner_product_score as inner_product_score
+from ._metrics import spike_count_error as spike_count_error
+from ._metrics import voltage_rmse as voltage_rmse
+from ._model import RMM as RMM
+from ._model import DivergenceError as DivergenceError
+from ._model import ReadOut as ReadOut
+from ._model import derivative as derivative
+from ._model import membrane_currents as membrane_currents
+from ._model import rmm_step as rmm_step
+from ._model import simulate as simulate
+from ._model import teacher_forced as teacher_forced
+from ._params import constrain as constrain
+from ._params import unconstrain as unconstrain
+from ._plots import plot_gates as plot_gates
+from ._plots import plot_iv as plot_iv
+from ._plots import plot_prediction as plot_prediction
+from ._serialise import load_model as load_model
+from ._serialise import save_model as save_model
+from ._settings import CurrentSettings as CurrentSettings
+from ._settings import DataSettings as DataSettings
+from ._settings import FilterSettings as FilterSettings
+from ._settings import ModelSettings as ModelSettings
+from ._settings import RMMConfig as RMMConfig
+from ._settings import ShootingSettings as ShootingSettings
+from ._settings import TrainingSettings as TrainingSettings
+from ._settings import config_from_dict as config_from_dict
+from ._validate import evaluate as evaluate
+from ._validate import predict as predict
+from ._validate import selection_score as selection_score

@@ -1,0 +1,154 @@
+"""Build an untrained RMM from settings and training data (scalings and initial values from data)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..recordings import Recording
+from ._currents import ConductanceCurrent, Leak, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
+from ._filters import filter_bank, filter_signal, geometric_taus
+from ._model import RMM
+from ._settings import CurrentSettings, ModelSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """Teacher-forcing samples of one or more records: inputs at k, target derivative k → k+1.
+
+    Attributes:
+        v: (N,) measured voltage v[k] (mV); x: (N, n) filter states x[k]; i: (N,) current (nA);
+        dvdt: (N,) target (v[k+1] − v[k]) / dt (mV/ms).
+    """
+
+    v: np.ndarray
+    x: np.ndarray
+    i: np.ndarray
+    dvdt: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.v.shape[0]
+
+
+def as_recordings(data) -> list[Recording]:
+    recs = [data] if isinstance(data, Recording) else list(data)
+    if not recs or not all(isinstance(r, Recording) for r in recs):
+        raise ValueError("expected a Recording or a sequence of Recordings")
+    dts = {round(r.dt, 12) for r in recs}
+    if len(dts) != 1:
+        raise ValueError(f"recordings have different sampling periods {sorted(dts)} ms; resample them to one dt")
+    return recs
+
+
+def teacher_forcing_data(bank, recordings) -> TrainingData:
+    """Filter states of every sweep from its measured voltage (causal start at rest at v[0])."""
+    parts = []
+    for rec in as_recordings(recordings):
+        if abs(rec.dt - bank.dt) > 1e-9 * bank.dt:
+            raise ValueError(f"recording dt {rec.dt} ms differs from the model's {bank.dt} ms; resample it")
+        rec.check_length(max(bank.taus), why=f" (the longest filter time constant {max(bank.taus):g} ms)")
+        for v, i in zip(rec.voltage, rec.current):
+            x = filter_signal(bank, v)
+            parts.append((v[:-1], x[:-1], i[:-1], np.diff(v) / rec.dt))
+    return TrainingData(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+
+
+def _states_in(taus, window) -> tuple[int, ...]:
+    if not window:
+        return ()
+    idx = tuple(int(k) for k in np.flatnonzero((np.asarray(taus) >= window[0]) & (np.asarray(taus) <= window[1])))
+    if not idx:
+        raise ValueError(
+            f"no filter time constant in the window {window} ms (the bank has {min(taus):g}–{max(taus):g} ms); "
+            "widen the window or change the bank"
+        )
+    return idx
+
+
+def init_rmm(train, settings: ModelSettings = ModelSettings(), *, key=None, seed: int = 0) -> RMM:
+    """An untrained RMM for the training recordings ``train``.
+
+    Input scalings come from the range of the data's voltage and filter states; the capacitance
+    and holding current start from a linear least-squares fit of dv/dt on the injected current, v
+    and the filter states (the coefficient of the current is 1/C); reversal potentials start at
+    their priors.
+
+    Args:
+        train: a :class:`Recording` or a sequence of them (same dt).
+        settings: bank and currents.
+        key / seed: initialisation of the networks.
+    """
+    recs = as_recordings(train)
+    fs = settings.filters
+    bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), recs[0].dt, fs.kind)
+    data = teacher_forcing_data(bank, recs)
+    key = jax.random.PRNGKey(seed) if key is None else key
+    capacitance, holding = _linear_start(data)
+    v_lo, v_hi = float(data.v.min()), float(data.v.max())
+    span = max(v_hi - v_lo, 10.0)
+    currents, names = [], []
+    for k, cs in enumerate(settings.resolved_currents):
+        currents.append(_init_current(cs, bank, data, capacitance, jax.random.fold_in(key, k)))
+        names.append(cs.name)
+    dtype = jnp.asarray(1.0).dtype
+    return RMM(bank, tuple(currents), jnp.asarray(capacitance, dtype), jnp.asarray(holding, dtype), tuple(names),
+               (v_lo - span, v_hi + span))
+
+
+def _linear_start(data: TrainingData) -> tuple[float, float]:
+    """(C nF, I_hold nA) from least squares dv/dt ≈ i/C + a·v + b·x + c (a stable, cheap start)."""
+    n = min(data.size, 200_000)
+    rows = np.linspace(0, data.size - 1, n).astype(int)
+    features = np.column_stack([data.i[rows], data.v[rows], data.x[rows][:, ::4], np.ones(n)])
+    coef, *_ = np.linalg.lstsq(features, data.dvdt[rows], rcond=None)
+    if not (np.isfinite(coef[0]) and coef[0] > 0):
+        scale = max(np.std(data.i), 1e-3)
+        return float(scale / max(np.std(data.dvdt), 1e-3)), 0.0
+    return float(1.0 / coef[0]), 0.0
+
+
+def _init_current(cs: CurrentSettings, bank, data: TrainingData, capacitance: float, key):
+    dtype = jnp.asarray(1.0).dtype
+    e0 = float(np.mean(data.v)) if np.isnan(cs.reversal) else cs.reversal
+    if cs.kind == "leak":
+        return Leak(jnp.asarray(0.05 * capacitance, dtype), jnp.asarray(e0, dtype))
+    if cs.kind == "lumped":
+        idx = _states_in(bank.taus, cs.input_taus)
+        z = np.column_stack([data.v, data.x[:, idx]])
+        net = init_mlp(key, (len(idx) + 1, *cs.hidden, 1))
+        return LumpedCurrent(net, fit_scaler(z), jnp.asarray(capacitance * np.std(data.dvdt), dtype), idx)
+    ka, kb = jax.random.split(key)
+    gates = []
+    for k, (window, sign) in zip((ka, kb), ((cs.activation_taus, 1.0), (cs.inactivation_taus, -1.0))):
+        idx = _states_in(bank.taus, window)
+        if not idx:
+            gates.append(None)
+            continue
+        net = init_mlp(k, (len(idx), *cs.hidden, cs.units), positive=True)
+        gates.append(MonotoneGate(net, fit_scaler(data.x[:, idx]), idx, sign))
+    units = cs.units
+    return ConductanceCurrent(
+        jnp.full(units, 1.0 * capacitance, dtype), jnp.full(units, e0, dtype) + jnp.arange(units) * 0.0,
+        gates[0], gates[1], jnp.full(units, e0, dtype), float(cs.reversal_std),
+    )
+
+
+def skeleton(settings: ModelSettings, dt: float, v_bounds: tuple[float, float]) -> RMM:
+    """An RMM with the structure (shapes, static fields) ``settings`` give, arbitrary values: the
+    template into which saved weights are loaded."""
+    fs = settings.filters
+    bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), dt, fs.kind)
+    rng = np.random.default_rng(0)
+    n = 16
+    data = TrainingData(rng.normal(size=n), rng.normal(size=(n, bank.size)), rng.normal(size=n), rng.normal(size=n))
+    key = jax.random.PRNGKey(0)
+    currents = tuple(_init_current(cs, bank, data, 1.0, jax.random.fold_in(key, k))
+                     for k, cs in enumerate(settings.resolved_currents))
+    dtype = jnp.asarray(1.0).dtype
+    return RMM(bank, currents, jnp.asarray(1.0, dtype), jnp.asarray(0.0, dtype),
+               tuple(c.name for c in settings.resolved_currents), tuple(float(b) for b in v_bounds))

@@ -1,0 +1,156 @@
+"""Membrane currents of an RMM (nA, outward positive): leak, lumped MLP and conductance-based.
+
+Each current is a small immutable module called as ``current(v, x)`` with the membrane voltage
+``v`` (mV) and the filter states ``x`` (n,) of the neuron's bank; its trainable arrays and their
+constraints are declared by ``spec()`` (see ``_params``). Inputs to the networks are scaled to
+[−1, 1] from the training data's range (SCIENCE.md §5).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._params import FIXED, FREE, POSITIVE, default_spec
+
+
+class MLP(eqx.Module):
+    """A multilayer perceptron: tanh hidden layers, linear output. ``weights[k]`` is (out, in)."""
+
+    weights: tuple
+    biases: tuple
+
+    def __call__(self, z):
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            z = jnp.tanh(W @ z + b)
+        return self.weights[-1] @ z + self.biases[-1]
+
+
+def init_mlp(key, sizes, *, positive: bool = False) -> MLP:
+    """An MLP with layer sizes ``sizes`` (input first); ``positive`` draws weights > 0 (monotone nets)."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    weights, biases = [], []
+    for k, (m, n) in zip(keys, zip(sizes[:-1], sizes[1:])):
+        W = jax.random.normal(k, (n, m)) / np.sqrt(m)
+        weights.append(jnp.abs(W) if positive else W)
+        biases.append(jnp.zeros(n))
+    return MLP(tuple(weights), tuple(biases))
+
+
+class Scaler(eqx.Module):
+    """Affine map of raw inputs onto roughly [−1, 1]: ``(z − center) / halfwidth`` (fixed)."""
+
+    center: jnp.ndarray
+    halfwidth: jnp.ndarray
+
+    def __call__(self, z):
+        return (z - self.center) / self.halfwidth
+
+
+def fit_scaler(samples: np.ndarray) -> Scaler:
+    """A :class:`Scaler` from (N, d) samples: their range maps to [−1, 1]."""
+    lo, hi = np.min(samples, axis=0), np.max(samples, axis=0)
+    half = np.maximum((hi - lo) / 2, 1e-6)
+    return Scaler(jnp.asarray((hi + lo) / 2), jnp.asarray(half))
+
+
+class Leak(eqx.Module):
+    """Ohmic leak ``g (v − E)``: ``g`` (µS) ≥ 0, ``E`` (mV)."""
+
+    g: jnp.ndarray
+    E: jnp.ndarray
+
+    def __call__(self, v, x):
+        return self.g * (v - self.E)
+
+    def spec(self):
+        return Leak(POSITIVE, FREE)
+
+    def penalty(self):
+        return 0.0
+
+
+class LumpedCurrent(eqx.Module):
+    """A lumped current ``out_scale · MLP([v, x[inputs]])`` (nA) of Burghi et al. (PNAS 2025)."""
+
+    net: MLP
+    scaler: Scaler
+    out_scale: jnp.ndarray
+    inputs: tuple[int, ...] = eqx.field(static=True)
+
+    def __call__(self, v, x):
+        z = self.scaler(jnp.concatenate([jnp.atleast_1d(v), x[jnp.asarray(self.inputs)]]))
+        return self.out_scale * self.net(z)[0]
+
+    def spec(self):
+        spec = default_spec(self)
+        return eqx.tree_at(lambda c: (c.scaler, c.out_scale), spec, (Scaler(FIXED, FIXED), FIXED))
+
+    def penalty(self):
+        return 0.0
+
+
+class MonotoneGate(eqx.Module):
+    """Gating variables ``sigmoid(± net(x))`` (``units`` outputs) with all weights of ``net`` ≥ 0.
+
+    With increasing activation functions and non-negative weights the net is increasing in every
+    input; ``sign = +1`` gives activations that increase with (filtered) voltage, ``−1``
+    inactivations that decrease. The weights' sign is kept by the spec (softplus), not by clipping.
+    """
+
+    net: MLP
+    scaler: Scaler
+    inputs: tuple[int, ...] = eqx.field(static=True)
+    sign: float = eqx.field(static=True)
+
+    def __call__(self, x):
+        return jax.nn.sigmoid(self.sign * self.net(self.scaler(x[jnp.asarray(self.inputs)])))
+
+    def spec(self):
+        net = MLP(tuple(POSITIVE for _ in self.net.weights), tuple(FREE for _ in self.net.biases))
+        return MonotoneGate(net, Scaler(FIXED, FIXED), self.inputs, self.sign)
+
+
+class ConductanceCurrent(eqx.Module):
+    """Data-driven conductance-based current ``Σ_u g_u a_u(x) b_u(x) (v − E_u)`` (nA).
+
+    ``a`` (activation) and ``b`` (inactivation, optional) are :class:`MonotoneGate` networks on
+    selected filter states; ``g`` (µS) ≥ 0 per unit; ``E`` (mV) per unit, learnable with a Gaussian
+    prior ``N(E_prior, E_prior_std²)`` or fixed (``E_prior_std = 0``). Burghi et al. (PNAS 2025).
+    """
+
+    g: jnp.ndarray
+    E: jnp.ndarray
+    activation: MonotoneGate | None
+    inactivation: MonotoneGate | None
+    E_prior: jnp.ndarray
+    E_prior_std: float = eqx.field(static=True)
+
+    def conductance(self, v, x):
+        """(units,) conductances ``g a b`` (µS)."""
+        g = self.g if self.activation is None else self.g * self.activation(x)
+        return g if self.inactivation is None else g * self.inactivation(x)
+
+    def __call__(self, v, x):
+        return jnp.sum(self.conductance(v, x) * (v - self.E))
+
+    def spec(self):
+        return ConductanceCurrent(
+            POSITIVE, FIXED if self.E_prior_std == 0 else FREE,
+            None if self.activation is None else self.activation.spec(),
+            None if self.inactivation is None else self.inactivation.spec(), FIXED, self.E_prior_std,
+        )
+
+    def penalty(self):
+        if self.E_prior_std == 0:
+            return 0.0
+        return jnp.sum(((self.E - self.E_prior) / self.E_prior_std) ** 2)
+
+
+def weights_l2(current) -> jnp.ndarray:
+    """Sum of squared network weights of a current (the L2 regulariser; biases excluded)."""
+    nets = [n for n in (getattr(current, "net", None), getattr(getattr(current, "activation", None), "net", None),
+                        getattr(getattr(current, "inactivation", None), "net", None)) if n is not None]
+    return sum((jnp.sum(W**2) for n in nets for W in n.weights), jnp.asarray(0.0))

@@ -1,0 +1,241 @@
+"""Frozen, typed settings of RMM fitting, shared by the Python API and ``neuromech fit`` (TOML).
+
+:func:`config_from_dict` maps a parsed TOML document onto :class:`RMMConfig`; an unknown key
+fails with the list of valid ones, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSettings:
+    """The filter bank: ``n`` time constants geometrically from ``tau_min`` to ``tau_max`` (ms)."""
+
+    kind: str = "diagonal"
+    tau_min: float = 0.05
+    tau_max: float = 1500.0
+    n: int = 36
+
+    def __post_init__(self):
+        if self.kind not in ("diagonal", "orthonormal"):
+            raise ValueError(f"filters.kind must be 'diagonal' or 'orthonormal', got {self.kind!r}")
+        if not (0 < self.tau_min <= self.tau_max) or self.n < 1:
+            raise ValueError(f"need 0 < tau_min ≤ tau_max (ms) and n ≥ 1, got {self.tau_min}, {self.tau_max}, {self.n}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CurrentSettings:
+    """One membrane current.
+
+    Attributes:
+        name: its name (``"Na"``, ``"K"``, ...).
+        kind: ``"leak"``, ``"conductance"`` (g·a·b·(v − E)) or ``"lumped"`` (MLP).
+        units: conductance-based units summed in this current, each with its own g and E.
+        hidden: hidden-layer sizes of its networks.
+        activation_taus: (low, high) ms: filter states feeding the activation gate; empty: none.
+        inactivation_taus: (low, high) ms for the inactivation gate; empty: none.
+        input_taus: (low, high) ms: filter states feeding a lumped current (with v).
+        reversal: reversal potential prior / initial value (mV); NaN: the data's mean voltage.
+        reversal_std: prior std (mV); 0 keeps the reversal potential fixed.
+    """
+
+    name: str
+    kind: str = "conductance"
+    units: int = 1
+    hidden: tuple[int, ...] = (8,)
+    activation_taus: tuple[float, ...] = ()
+    inactivation_taus: tuple[float, ...] = ()
+    input_taus: tuple[float, ...] = (0.05, 1500.0)
+    reversal: float = float("nan")
+    reversal_std: float = 10.0
+
+    def __post_init__(self):
+        if self.kind not in ("leak", "conductance", "lumped"):
+            raise ValueError(f"current {self.name!r}: kind must be leak, conductance or lumped, got {self.kind!r}")
+        for field in ("activation_taus", "inactivation_taus", "input_taus"):
+            value = tuple(getattr(self, field))
+            if value and (len(value) != 2 or not 0 < value[0] <= value[1]):
+                raise ValueError(f"current {self.name!r}: {field} must be (low, high) in ms, got {value}")
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.kind == "conductance" and not (self.activation_taus or self.inactivation_taus):
+            raise ValueError(f"current {self.name!r}: a conductance current needs activation_taus or inactivation_taus")
+
+
+def _c(name, **kw):
+    return CurrentSettings(name, **kw)
+
+
+# Generic spiking neuron: fast inward (Na-like), delayed outward (K-like), slow outward
+# (adaptation), and leak. Time-constant windows follow the gates' kinetics in HH-type neurons.
+NEURON_CURRENTS = (
+    _c("leak", kind="leak"),
+    _c("Na", activation_taus=(0.05, 0.6), inactivation_taus=(0.3, 12.0), reversal=50.0),
+    _c("K", activation_taus=(0.3, 12.0), reversal=-80.0),
+    _c("slow", activation_taus=(12.0, 1500.0), reversal=-80.0, reversal_std=0.0),
+)
+# Bursting STG neuron (Liu et al. 1998): add slow inward calcium and hyperpolarisation-activated H.
+STG_CURRENTS = NEURON_CURRENTS + (
+    _c("Ca", activation_taus=(0.6, 30.0), inactivation_taus=(30.0, 1500.0), reversal=80.0, reversal_std=0.0),
+    _c("H", inactivation_taus=(100.0, 1500.0), reversal=-20.0, reversal_std=0.0),
+)
+PRESETS = {"neuron": NEURON_CURRENTS, "stg": STG_CURRENTS}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """The RMM: its filter bank and its currents (a preset name or explicit ``currents``)."""
+
+    filters: FilterSettings = FilterSettings()
+    preset: str = "neuron"
+    currents: tuple[CurrentSettings, ...] = ()
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"model.preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        names = [c.name for c in self.resolved_currents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"current names must be distinct, got {names}")
+
+    @property
+    def resolved_currents(self) -> tuple[CurrentSettings, ...]:
+        return tuple(self.currents) or PRESETS[self.preset]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShootingSettings:
+    """Multiple shooting after teacher forcing (Burghi et al. 2025): shots of ``shot_length``
+    samples from trainable initial states, a continuity penalty between consecutive shots."""
+
+    shot_length: int = 20
+    epochs: int = 20
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    continuity: float = 1.0
+
+    def __post_init__(self):
+        if not 10 <= self.shot_length <= 40:
+            raise ValueError(f"shooting.shot_length must be 10–40 samples, got {self.shot_length}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """Teacher forcing (static regression on precomputed filter states), then optional shooting.
+
+    Attributes:
+        epochs: passes over the training samples; batch_size: samples per step (shuffled).
+        learning_rate: Adam step size (the CLI's optimiser; the API takes any optax one).
+        weight_decay: L2 penalty on network weights.
+        validate_every: epochs between free-run checks on the validation data (model selection).
+        seed: seeds initialisation and shuffling.
+        shooting: multiple-shooting settings, or None to skip it.
+    """
+
+    epochs: int = 40
+    batch_size: int = 2048
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-5
+    validate_every: int = 10
+    seed: int = 0
+    shooting: ShootingSettings | None = None
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.validate_every < 1:
+            raise ValueError("training.epochs, batch_size and validate_every must be ≥ 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """Preprocessing and splits of the recordings given to ``fit``.
+
+    Attributes:
+        dt: resample to this period (ms); 0 keeps the recording's.
+        lowpass_hz: zero-phase low-pass cut-off (Hz) applied to the voltage; 0: none.
+        validation_sweeps, test_sweeps: sweep selections ("9-10") held out; when both are empty,
+            every sweep is split in time by ``split``.
+        split: (train, validation, test) fractions of each sweep's duration.
+        spike_threshold: mV, for spike metrics on this cell.
+    """
+
+    dt: float = 0.0
+    lowpass_hz: float = 0.0
+    validation_sweeps: str = ""
+    test_sweeps: str = ""
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    spike_threshold: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RMMConfig:
+    """Everything ``neuromech fit`` needs; every field has a default, so no config is required."""
+
+    data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+    training: TrainingSettings = TrainingSettings()
+
+
+def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = ""):
+    """Build ``cls`` (a settings dataclass) from nested mappings, e.g. a parsed TOML file.
+
+    Raises:
+        ValueError: for an unknown key (listing the valid ones) or a value of the wrong type.
+
+    Example:
+        >>> config_from_dict({"training": {"epochs": 5}}).training.epochs
+        5
+    """
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"[{where or 'config'}] must be a table of settings, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(repr(where + k) for k in unknown)}; valid keys"
+            f"{' in [' + where.rstrip('.') + ']' if where else ''}: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {k: _convert(v, hints[k], f"{where}{k}") for k, v in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ValueError(f"[{where or 'config'}]: {err}") from err
+
+
+def _convert(value, hint, where):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return config_from_dict(value, hint, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{k}]") for k, v in enumerate(value))
+        return tuple(_convert(v, a, f"{where}[{k}]") for k, (v, a) in enumerate(zip(value, args)))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def config_to_dict(config) -> dict:
+    """The settings as plain nested dicts and lists (for JSON next to a saved model)."""
+    return json_ready(dataclasses.asdict(config))
+
+
+def json_ready(x):
+    if isinstance(x, dict):
+        return {k: json_ready(v) for k, v in x.items() if v is not None}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    return x

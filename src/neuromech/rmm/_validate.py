@@ -1,0 +1,64 @@
+"""Free-run validation of a trained RMM on held-out recordings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..recordings import Recording
+from ._metrics import SweepMetrics, summarise, sweep_metrics
+from ._model import RMM, DivergenceError, simulate
+
+
+def predict(model: RMM, recording: Recording) -> np.ndarray:
+    """(n_sweeps, n_samples) free-running voltage (mV) for each sweep's injected current.
+
+    Each sweep starts at its measured first voltage with the filters at rest there.
+
+    Raises:
+        DivergenceError: if a sweep's free run diverges.
+    """
+    if abs(recording.dt - model.dt) > 1e-9 * model.dt:
+        raise ValueError(f"recording dt {recording.dt} ms differs from the model's {model.dt} ms; resample it")
+    return simulate(model, recording.current, recording.voltage[:, 0])
+
+
+def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2.0):
+    """Per-sweep :class:`SweepMetrics` and their summary of a free run on ``recording`` (or a list).
+
+    A diverging sweep is reported (``diverged_at`` in ms, worst scores) instead of raising, so that
+    model selection can rank an unstable model last.
+
+    Returns:
+        ``(metrics, summary, predictions)``: list of SweepMetrics, dict of means, and a
+        (n_sweeps, n_samples) array of predictions (NaN-free; a diverged sweep holds its
+        trajectory up to the divergence and the measured voltage's first value after).
+    """
+    if not isinstance(recording, Recording):  # several recordings: metrics of all their sweeps
+        parts = [evaluate(model, r, threshold=threshold, window=window) for r in recording]
+        metrics = [m for p in parts for m in p[0]]
+        return metrics, summarise(metrics), [p[2] for p in parts]
+    out, preds = [], []
+    t = recording.time
+    for s in range(recording.n_sweeps):
+        v_meas = recording.voltage[s]
+        try:
+            v_pred = simulate(model, recording.current[s], v_meas[0])
+            out.append(sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window))
+        except DivergenceError as err:
+            v_pred = np.concatenate([err.voltage, np.full(len(v_meas) - len(err.voltage), v_meas[0])])
+            m = sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window)
+            out.append(SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
+                                    m.spike_count_error, err.time))
+        preds.append(v_pred)
+    return out, summarise(out), np.stack(preds)
+
+
+def selection_score(summary: dict) -> float:
+    """One number to maximise in model selection: the mean of the inner-product score and, when
+    the data spike, the coincidence factor; −inf if any sweep diverged."""
+    if summary["n_diverged"]:
+        return float("-inf")
+    parts = [summary["inner_product"]]
+    if np.isfinite(summary["coincidence"]):
+        parts.append(summary["coincidence"])
+    return float(np.mean(parts))
