@@ -202,9 +202,9 @@ def test_traces_of_a_large_population_are_refused(case, tmp_path, monkeypatch):
 
 def test_unreachable_scheduler_is_an_os_error(case, tmp_path, monkeypatch):
     pytest.importorskip("distributed")
-    import neuromech.jobs._run as run_module
+    import neuromech.jobs._dask as dask_module
 
-    monkeypatch.setattr(run_module, "SCHEDULER_TIMEOUT", 1.0)
+    monkeypatch.setattr(dask_module, "SCHEDULER_TIMEOUT", 1.0)
     with pytest.raises(OSError, match="cannot connect to the Dask scheduler"):
         _run(case, tmp_path / "s.csv", scheduler="tcp://127.0.0.1:9")
     assert _leftovers(tmp_path) == []

@@ -12,3 +12,5 @@ from ._patterns import features_table as features_table
 from ._patterns import firing_features as firing_features
 from ._patterns import isi_cv as isi_cv
 from ._spikes import detect_spikes as detect_spikes
+from ._trains import check_train as check_train
+from ._trains import looks_like_seconds as looks_like_seconds

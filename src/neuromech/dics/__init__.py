@@ -32,3 +32,12 @@ from ._sensitivity import dics_at as dics_at
 from ._sensitivity import sensitivity_at as sensitivity_at
 from ._plots import plot_dics as plot_dics
 from ._plots import plot_population as plot_population
+from ._fit_network import train_dic_network as train_dic_network
+from ._inference import LoadedNetwork as LoadedNetwork
+from ._inference import WeightsError as WeightsError
+from ._inference import infer_dics as infer_dics
+from ._inference import load_network as load_network
+from ._inference import save_network as save_network
+from ._network import DICNet as DICNet
+from ._network import NetworkConfig as NetworkConfig
+from ._training import TrainingConfig as TrainingConfig

@@ -25,3 +25,4 @@ from ._tables import table_kind as table_kind
 from ._traces import Traces as Traces
 from ._traces import read_traces as read_traces
 from ._traces import write_traces as write_traces
+from ._recorded_trains import read_recorded_trains as read_recorded_trains

@@ -11,3 +11,7 @@ from ._run import JobLockedError as JobLockedError
 from ._run import JobMismatchError as JobMismatchError
 from ._run import JobSummary as JobSummary
 from ._run import run_simulation as run_simulation
+from ._training_data import TrainingDataSettings as TrainingDataSettings
+from ._training_data import TrainingDataSummary as TrainingDataSummary
+from ._training_data import generate_training_data as generate_training_data
+from ._training_data import read_training_data as read_training_data

@@ -40,6 +40,7 @@ from ..cbm import ConductanceBasedModel, Stimulus, simulate
 from ..io import SpikeWriter, atomic_path, table_kind, write_traces
 from ..io._atomic import check_writable
 from ..io._tables import check_unique, normalise_ids
+from ._dask import dask_map
 from ._manifest import (
     MANIFEST_VERSION,
     array_digest,
@@ -51,7 +52,6 @@ from ._manifest import (
 )
 
 MAX_TRACE_SAMPLES = 50_000_000  # ≈ 200 MB of float32 voltage held in memory before it is written
-SCHEDULER_TIMEOUT = 30.0  # s to wait for a Dask scheduler to answer
 
 
 class JobMismatchError(ValueError):
@@ -469,30 +469,6 @@ def _merge(parts: _Parts, bounds, ids, out: Path, format: str, traces: Path | No
 
 def _run_dask(scheduler, tasks, job: _Job, record) -> None:
     """Submit the chunks to a Dask cluster; record each result as it completes."""
-    from distributed import Client, as_completed
-
-    if isinstance(scheduler, Client):
-        client, own = scheduler, False
-    else:
-        try:
-            client, own = Client(scheduler, timeout=SCHEDULER_TIMEOUT), True
-        except (OSError, TimeoutError, ValueError) as err:
-            raise OSError(f"cannot connect to the Dask scheduler at {scheduler!r}: {err}") from err
-    futures = {}
-    try:
-        for i, g_chunk, start in tasks:
-            future = client.submit(
-                _simulate_chunk, job.model, g_chunk, job.stimulus, start, job.protocol,
-                key=f"neuromech-simulate-{job.digest[:12]}-{i:05d}", pure=False,
-            )
-            futures[future.key] = (i, future)
-        for future in as_completed([f for _, f in futures.values()]):
-            i, _ = futures.pop(future.key)
-            record(i, future.result())
-            future.release()
-    except BaseException:
-        client.cancel([f for _, f in futures.values()])
-        raise
-    finally:
-        if own:
-            client.close()
+    dask_map(scheduler, _simulate_chunk,
+             ((i, (job.model, g_chunk, job.stimulus, start, job.protocol)) for i, g_chunk, start in tasks),
+             key=f"neuromech-simulate-{job.digest[:12]}", record=record)
