@@ -101,9 +101,14 @@ def init_rmm(train, settings: ModelSettings = ModelSettings(), *, key=None, seed
 
 
 def _linear_start(data: TrainingData) -> tuple[float, float]:
-    """(C nF, I_hold nA) from least squares dv/dt ≈ i/C + a·v + b·x + c (a stable, cheap start)."""
-    n = min(data.size, 200_000)
-    rows = np.linspace(0, data.size - 1, n).astype(int)
+    """(C nF, I_hold nA) from least squares dv/dt ≈ i/C + a·v + b·x + c (a stable, cheap start).
+
+    Only the quietest 80 % of samples (by |dv/dt|) enter: near rest the membrane is close to
+    linear, while spikes (a few % of samples, most of the variance) would bias the fit.
+    """
+    quiet = np.flatnonzero(np.abs(data.dvdt) <= np.percentile(np.abs(data.dvdt), 80))
+    n = min(quiet.size, 200_000)
+    rows = quiet[np.linspace(0, quiet.size - 1, n).astype(int)]
     features = np.column_stack([data.i[rows], data.v[rows], data.x[rows][:, ::4], np.ones(n)])
     coef, *_ = np.linalg.lstsq(features, data.dvdt[rows], rcond=None)
     if not (np.isfinite(coef[0]) and coef[0] > 0):
@@ -129,11 +134,17 @@ def _init_current(cs: CurrentSettings, bank, data: TrainingData, capacitance: fl
         if not idx:
             gates.append(None)
             continue
-        net = init_mlp(k, (len(idx), *cs.hidden, cs.units), positive=True)
-        gates.append(MonotoneGate(net, fit_scaler(data.x[:, idx]), idx, sign))
+        with_v = cs.instantaneous and sign > 0
+        z = np.column_stack([data.v, data.x[:, idx]]) if with_v else data.x[:, idx]
+        net = init_mlp(k, (z.shape[1], *cs.hidden, cs.units), positive=True)
+        gates.append(MonotoneGate(net, fit_scaler(z), idx, sign, with_v))
     units = cs.units
+    # Start each current at the size of the data's capacitive current C·dv/dt (spread over its
+    # driving force), not at an arbitrary conductance: a start orders of magnitude off leaves
+    # teacher forcing crawling out of a badly scaled region for most of its epochs.
+    g0 = capacitance * float(np.std(data.dvdt)) / max(abs(float(np.mean(data.v)) - e0), 10.0)
     return ConductanceCurrent(
-        jnp.full(units, 1.0 * capacitance, dtype), jnp.full(units, e0, dtype) + jnp.arange(units) * 0.0,
+        jnp.full(units, g0, dtype), jnp.full(units, e0, dtype) + jnp.arange(units) * 0.0,
         gates[0], gates[1], jnp.full(units, e0, dtype), float(cs.reversal_std),
     )
 

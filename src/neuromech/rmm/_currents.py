@@ -104,13 +104,17 @@ class MonotoneGate(eqx.Module):
     scaler: Scaler
     inputs: tuple[int, ...] = eqx.field(static=True)
     sign: float = eqx.field(static=True)
+    with_voltage: bool = eqx.field(static=True, default=False)
 
-    def __call__(self, x):
-        return jax.nn.sigmoid(self.sign * self.net(self.scaler(x[jnp.asarray(self.inputs)])))
+    def __call__(self, x, v=None):
+        z = x[jnp.asarray(self.inputs)]
+        if self.with_voltage:  # the present voltage too: gates faster than one sample
+            z = jnp.concatenate([jnp.atleast_1d(v), z])
+        return jax.nn.sigmoid(self.sign * self.net(self.scaler(z)))
 
     def spec(self):
         net = MLP(tuple(POSITIVE for _ in self.net.weights), tuple(FREE for _ in self.net.biases))
-        return MonotoneGate(net, Scaler(FIXED, FIXED), self.inputs, self.sign)
+        return MonotoneGate(net, Scaler(FIXED, FIXED), self.inputs, self.sign, self.with_voltage)
 
 
 class ConductanceCurrent(eqx.Module):
@@ -130,8 +134,8 @@ class ConductanceCurrent(eqx.Module):
 
     def conductance(self, v, x):
         """(units,) conductances ``g a b`` (µS)."""
-        g = self.g if self.activation is None else self.g * self.activation(x)
-        return g if self.inactivation is None else g * self.inactivation(x)
+        g = self.g if self.activation is None else self.g * self.activation(x, v)
+        return g if self.inactivation is None else g * self.inactivation(x, v)
 
     def __call__(self, v, x):
         return jnp.sum(self.conductance(v, x) * (v - self.E))

@@ -48,8 +48,8 @@ def gate_curves(model: RMM, v_grid) -> dict:
     for name, c in zip(model.names, model.currents):
         if not hasattr(c, "conductance"):
             continue
-        act = None if c.activation is None else np.asarray(jax.vmap(c.activation)(x))
-        inact = None if c.inactivation is None else np.asarray(jax.vmap(c.inactivation)(x))
+        act = None if c.activation is None else np.asarray(jax.vmap(c.activation)(x, v))
+        inact = None if c.inactivation is None else np.asarray(jax.vmap(c.inactivation)(x, v))
         out[name] = {"activation": act, "inactivation": inact,
                      "conductance": np.asarray(jax.vmap(c.conductance)(v, x)), "E": np.asarray(c.E)}
     return out

@@ -42,6 +42,8 @@ class CurrentSettings:
         input_taus: (low, high) ms: filter states feeding a lumped current (with v).
         reversal: reversal potential prior / initial value (mV); NaN: the data's mean voltage.
         reversal_std: prior std (mV); 0 keeps the reversal potential fixed.
+        instantaneous: the activation gate also sees the present voltage v[k] (the filter states
+            lag by one sample), for gates faster than the sampling period (spike upstrokes).
     """
 
     name: str
@@ -53,6 +55,7 @@ class CurrentSettings:
     input_taus: tuple[float, ...] = (0.05, 1500.0)
     reversal: float = float("nan")
     reversal_std: float = 10.0
+    instantaneous: bool = False
 
     def __post_init__(self):
         if self.kind not in ("leak", "conductance", "lumped"):
@@ -75,7 +78,7 @@ def _c(name, **kw):
 # (adaptation), and leak. Time-constant windows follow the gates' kinetics in HH-type neurons.
 NEURON_CURRENTS = (
     _c("leak", kind="leak"),
-    _c("Na", activation_taus=(0.05, 0.6), inactivation_taus=(0.3, 12.0), reversal=50.0),
+    _c("Na", activation_taus=(0.05, 0.6), inactivation_taus=(0.3, 12.0), reversal=50.0, instantaneous=True),
     _c("K", activation_taus=(0.3, 12.0), reversal=-80.0),
     _c("slow", activation_taus=(12.0, 1500.0), reversal=-80.0, reversal_std=0.0),
 )

@@ -1,0 +1,184 @@
+"""Benchmark: recurrent mechanistic models (RMMs) fitted by teacher forcing on this machine's CPU.
+
+1. Synthetic HH and STG neurons (neuromech.recordings.synthetic_recording): an Ornstein–Uhlenbeck
+   current, 10 kHz sampling, measurement noise; 60 s to train, 10 s to select the model
+   (validation), 10 s held out (test). Reports the wall time of teacher-forcing training, the
+   held-out free-run voltage RMSE, inner-product score, spike coincidence factor (±2 ms), the STG
+   burst period, and the correlation of the learned conductance-based currents with the true ones
+   (read out in teacher-forced mode on the test data).
+2. Real data, cell A of ../shared/data (ramps 171116sh_0016.abf + steps 171116sh_0018.abf):
+   train on some sweeps, select on others, report spike-count error and coincidence on held-out
+   sweeps, with a figure.
+
+Targets (issue 5): training ≤ 60 s; HH coincidence ≥ 0.9; STG ≥ 0.7 and burst period within 5 %.
+The published method trains "in seconds to minutes" on a GPU (Burghi et al., PNAS 2025).
+
+Usage:
+  nice -n 5 .venv/bin/python benchmarks/bench_rmm.py [--only hh,stg,real] [--out out/bench_rmm]
+      [--cache DIR]   (keep the generated synthetic recordings between runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import optax
+
+from neuromech import rmm
+from neuromech.analysis import detect_spikes, firing_features
+from neuromech.recordings import read_npz, read_recording, synthetic_recording, write_npz
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "recordings" / "pyabf"
+
+# Which true currents each learned current should resemble (sums of true channels).
+TRUTH_MAP = {
+    "hh": {"Na": ("Na",), "K": ("K",), "leak": ("leak",)},
+    "stg": {"Na": ("Na",), "K": ("Kd", "A"), "Ca": ("CaT", "CaS"), "slow": ("KCa",), "H": ("H",)},
+}
+SETUP = {
+    # drive: OU mean, std (µA/cm²), correlation time (ms); fluctuation-driven firing.
+    "hh": dict(drive=(0.0, 4.0, 5.0), noise=0.2, preset="neuron", epochs=30, shots=0),
+    "stg": dict(drive=(0.0, 0.15, 20.0), noise=0.2, preset="stg", epochs=30, shots=0),
+}
+
+
+def synthetic(name: str, cache: Path | None) -> object:
+    s = SETUP[name]
+    path = None if cache is None else cache / f"{name}_80s_seed1.npz"
+    if path is not None and path.exists():
+        return read_npz(path)
+    t = time.perf_counter()
+    rec = synthetic_recording(name, 80_000.0, drive=s["drive"], noise=s["noise"], seed=1)
+    print(f"  generated 80 s of {name} in {time.perf_counter() - t:.0f} s")
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        write_npz(path, rec)
+    return rec
+
+
+def bench_synthetic(name: str, out: Path, cache: Path | None) -> dict:
+    s = SETUP[name]
+    rec = synthetic(name, cache)
+    train, val, test = rec.window(0, 60_000), rec.window(60_000, 70_000), rec.window(70_000, 80_000)
+    settings = rmm.TrainingSettings(epochs=s["epochs"], batch_size=2048, validate_every=10)
+    steps = settings.epochs * (train.n_samples // settings.batch_size)
+    optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05))
+    t0 = time.perf_counter()
+    model = rmm.init_rmm(train, rmm.ModelSettings(preset=s["preset"]), seed=0)
+    t_init = time.perf_counter() - t0
+    model, history = rmm.fit(model, train, optimizer, settings=settings, validation=val, progress=False)
+    t_fit = history["time_s"]
+    metrics, summary, preds = rmm.evaluate(model, test)
+    result = {"train_s": 60.0, "init_s": t_init, "fit_s": t_fit, "epochs": settings.epochs,
+              "best_epoch": history["best_epoch"], "final_loss": history["loss"][-1], **summary}
+    t = test.time
+    clean = test.truth["voltage_clean"][0]
+    bursts = {}
+    for label, v in (("data", clean), ("model", preds[0])):
+        f = firing_features(detect_spikes(t, v, threshold=0.0, rearm=-10.0))
+        bursts[label] = 1000.0 / f.interburst_frequency if f.interburst_frequency > 0 else float("nan")
+        result[f"pattern_{label}"] = str(f.pattern.value)
+    if name == "stg":
+        result["burst_period_data_ms"], result["burst_period_model_ms"] = bursts["data"], bursts["model"]
+        result["burst_period_error"] = abs(bursts["model"] - bursts["data"]) / bursts["data"]
+    readout = rmm.teacher_forced(model, test.voltage[0], test.current[0])
+    result["current_correlation"] = {
+        learned: float(np.corrcoef(readout.currents[learned], sum(test.truth[k][0] for k in true))[0, 1])
+        for learned, true in TRUTH_MAP[name].items() if learned in readout.currents
+    }
+    result["capacitance_nF"] = float(model.capacitance)
+    _figure(out / f"rmm_{name}.png", t, test.voltage[0], preds[0], test.current[0],
+            f"{name.upper()}: held-out 10 s (first 1 s shown)", window=10_000)
+    return result
+
+
+def bench_real(out: Path) -> dict:
+    """Cell A: ramps (11 × 1 s) + steps (17 × 3 s), resampled to 10 kHz."""
+    files = [DATA / "171116sh_0016.abf", DATA / "171116sh_0018.abf"]
+    if not all(f.exists() for f in files):
+        return {"skipped": f"no data at {DATA}"}
+    recs = [read_recording(f).resample(0.1) for f in files]
+    held_val, held_test = {5, 13}, {9, 15}
+    split = {"train": [], "val": [], "test": []}
+    for r in recs:
+        for key, keep in (("train", lambda s: s not in held_val | held_test), ("val", lambda s: s in held_val),
+                          ("test", lambda s: s in held_test)):
+            chosen = [s for s in r.sweeps if keep(s)]
+            if chosen:
+                split[key].append(r.select(chosen))
+    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_max=500.0, n=30), preset="neuron")
+    settings = rmm.TrainingSettings(epochs=60, batch_size=2048, validate_every=10)
+    n_train = sum(r.n_sweeps * r.n_samples for r in split["train"])
+    optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, settings.epochs * (n_train // 2048), 0.05))
+    model = rmm.init_rmm(split["train"], model_settings, seed=0)
+    model, history = rmm.fit(model, split["train"], optimizer, settings=settings, validation=split["val"],
+                             progress=False)
+    metrics, summary, preds = rmm.evaluate(model, split["test"])
+    result = {"train_samples": n_train, "fit_s": history["time_s"], "best_epoch": history["best_epoch"], **summary,
+              "sweeps": [m.as_dict() for m in metrics]}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.2 * len(metrics)), squeeze=False)
+    k = 0
+    for r, p in zip(split["test"], preds):
+        for s in range(r.n_sweeps):
+            ax = axes[k, 0]
+            ax.plot(r.time, r.voltage[s], "k", lw=0.7, label="data")
+            ax.plot(r.time, p[s], "tab:red", lw=0.7, label="RMM free run")
+            m = metrics[k]
+            ax.set_title(f"{Path(r.metadata['source']).name} sweep {r.sweeps[s]}: spikes {m.n_spikes_data} vs "
+                         f"{m.n_spikes_model}, coincidence {m.coincidence:.2f}", fontsize=9)
+            ax.set_ylabel("V (mV)")
+            k += 1
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(out / "rmm_cellA.png", dpi=100)
+    plt.close(fig)
+    return result
+
+
+def _figure(path, t, v, p, i, title, window):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    n = min(window, len(t))
+    rmm.plot_prediction(t[:n], v[:n], p[:n], ax=axes[0], title=title)
+    axes[1].plot(t[:n], i[:n], color="0.3", lw=0.7)
+    axes[1].set_ylabel("I (nA)")
+    axes[1].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="hh,stg,real")
+    parser.add_argument("--out", type=Path, default=Path("out/bench_rmm"))
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in args.only.split(","):
+        print(f"[{name}]", flush=True)
+        results[name] = bench_real(args.out) if name == "real" else bench_synthetic(name, args.out, args.cache)
+        for k, v in results[name].items():
+            if k != "sweeps":
+                print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
+    (args.out / "bench_rmm.json").write_text(json.dumps(results, indent=2, default=float))
+    print(f"wrote {args.out}/bench_rmm.json and figures")
+
+
+if __name__ == "__main__":
+    main()

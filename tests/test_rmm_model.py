@@ -1,0 +1,177 @@
+"""The RMM module against truth: analytic leak dynamics, divergence detection, monotone gates,
+parameter constraints, autodiff against finite differences, read-outs, settings and files."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from neuromech import rmm
+from neuromech.recordings import Recording, synthetic_recording
+
+SMALL = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.1, tau_max=20.0, n=10))
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture(scope="module")
+def hh_short():
+    return synthetic_recording("hh", 300.0, seed=4, transient=50.0)
+
+
+def _leak_model(g=0.2, E=-65.0, C=1.0, hold=0.0, dt=0.1):
+    return rmm.RMM(rmm.filter_bank([1.0, 5.0], dt), (rmm.Leak(jnp.asarray(g), jnp.asarray(E)),),
+                   jnp.asarray(C), jnp.asarray(hold), ("leak",))
+
+
+def test_leak_free_run_is_the_exact_discrete_solution(x64):
+    g, E, C, hold, dt, i = 0.2, -65.0, 1.5, 0.1, 0.1, 0.5
+    model = _leak_model(g, E, C, hold, dt)
+    v = rmm.simulate(model, np.full(2000, i), -80.0)
+    k = np.arange(2000)
+    v_inf = E + (i + hold) / g
+    expected = v_inf + (-80.0 - v_inf) * (1 - dt * g / C) ** k  # forward Euler of C v' = I − g(v − E)
+    np.testing.assert_allclose(v, expected, rtol=1e-12)
+
+
+def test_divergence_is_reported_not_returned_as_nan():
+    model = _leak_model(g=25.0, C=1.0)  # dt g / C = 2.5: the explicit step amplifies by 1.5 per sample
+    with pytest.raises(rmm.DivergenceError, match=r"diverged at sample \d+ \(t = [\d.]+ ms\) of sweep 0") as err:
+        rmm.simulate(model, np.zeros(500), -60.0)
+    assert np.all(np.isfinite(err.value.voltage)) and err.value.sample == len(err.value.voltage)
+    assert isinstance(err.value, FloatingPointError)
+
+
+def test_gates_are_monotone_in_voltage(hh_short):
+    model = rmm.init_rmm(hh_short, SMALL, seed=3)
+    v = np.linspace(-90, 40, 200)
+    gates = rmm.gate_curves(model, v)
+    for name in ("Na", "K"):
+        act = gates[name]["activation"][:, 0]
+        assert np.all(np.diff(act) >= 0), name  # non-negative weights through increasing activations
+    assert np.all(np.diff(gates["Na"]["inactivation"][:, 0]) <= 0)
+    assert np.all(np.diff(gates["slow"]["activation"][:, 0]) >= 0)
+
+
+def test_constraints_round_trip_and_keep_signs(hh_short):
+    model = rmm.init_rmm(hh_short, SMALL, seed=0)
+    spec = model.spec()
+    params = rmm.unconstrain(model, spec)
+    back = rmm.constrain(params, model, spec)
+    for a, b in zip(jax.tree.leaves(model), jax.tree.leaves(back)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 softplus⁻¹∘softplus
+    # Any unconstrained values map to a valid model: conductances and gate weights ≥ 0, C > 0.
+    wild = rmm.constrain([p - 50.0 for p in params], model, spec)
+    na = wild.current("Na")
+    assert float(wild.capacitance) > 0 and np.all(np.asarray(na.g) >= 0)
+    assert all(np.all(np.asarray(W) >= 0) for W in na.activation.net.weights)
+    assert float(na.E_prior[0]) == pytest.approx(50.0)  # priors are fixed, not trained
+
+
+def test_loss_gradient_matches_finite_differences(hh_short, x64):
+    model = rmm.init_rmm(hh_short, SMALL, seed=1)
+    data = rmm.teacher_forcing_data(model.bank, hh_short)
+    spec = model.spec()
+    rows = slice(0, 400)
+    batch = tuple(jnp.asarray(a[rows]) for a in (data.v, data.x, data.i, data.dvdt))
+
+    def loss(p):
+        return rmm.teacher_forcing_loss(rmm.constrain(p, model, spec), *batch, 100.0, 1e-3)
+
+    params = rmm.unconstrain(model, spec)
+    grads = jax.grad(loss)(params)
+    rng = np.random.default_rng(0)
+    for k in rng.choice(len(params), 6, replace=False):
+        flat = np.asarray(params[k]).ravel()
+        j = int(rng.integers(flat.size))
+        h = 1e-6 * max(1.0, abs(flat[j]))
+
+        def shifted(d):
+            p = list(params)
+            p[k] = jnp.asarray(flat.copy()).at[j].add(d).reshape(params[k].shape)
+            return float(loss(p))
+
+        fd = (shifted(h) - shifted(-h)) / (2 * h)
+        # Central differences err by O(h²) ≈ 1e-12 relative plus round-off ~1e-16/h ≈ 1e-10.
+        assert float(np.asarray(grads[k]).ravel()[j]) == pytest.approx(fd, rel=1e-5, abs=1e-8)
+
+
+def test_teacher_forced_readout_and_ablation(hh_short):
+    model = rmm.init_rmm(hh_short, SMALL, seed=0)
+    v, i = hh_short.voltage[0], hh_short.current[0]
+    out = rmm.teacher_forced(model, v, i)
+    total = sum(out.currents[n] for n in model.names)
+    expected = (i + float(model.holding) - total) / float(model.capacitance)
+    np.testing.assert_allclose(out.derivative, expected, rtol=1e-4, atol=1e-4)  # float32 sums
+    assert out.conductances["Na"].shape == (len(v), 1) and np.all(out.conductances["Na"] >= 0)
+    ablated = model.ablate("Na")
+    assert ablated.names == ("leak", "K", "slow")
+    with pytest.raises(ValueError, match=r"no current 'Ca' in this model; it has \['leak', 'Na', 'K', 'slow'\]"):
+        model.ablate("Ca")
+
+
+def test_iv_curves_of_a_leak_are_ohmic():
+    model = _leak_model(g=0.3, E=-70.0)
+    v = np.linspace(-100, 0, 11)
+    curves = rmm.iv_curves(model, v)
+    np.testing.assert_allclose(curves["steady"]["leak"], 0.3 * (v + 70.0), rtol=1e-5)
+    np.testing.assert_allclose(curves["instantaneous"]["total"], curves["steady"]["total"], rtol=1e-5)
+
+
+def test_record_shorter_than_longest_filter_is_an_error():
+    rec = Recording(np.full(100, -65.0), np.zeros(100), dt=0.1)  # 10 ms
+    with pytest.raises(ValueError, match=r"lasts 10 ms per sweep, shorter than 1500 ms.*longest filter time constant"):
+        rmm.init_rmm(rec)
+
+
+def test_settings_reject_unknown_keys_and_bad_values():
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) 'trainig'; valid keys: data, model, training"):
+        rmm.config_from_dict({"trainig": {}})
+    with pytest.raises(ValueError, match=r"'training.epoch'.*valid keys in \[training\]: epochs, batch_size"):
+        rmm.config_from_dict({"training": {"epoch": 3}})
+    with pytest.raises(ValueError, match=r"training.epochs must be int"):
+        rmm.config_from_dict({"training": {"epochs": "many"}})
+    with pytest.raises(ValueError, match="shot_length must be 10–40"):
+        rmm.config_from_dict({"training": {"shooting": {"shot_length": 5}}})
+    cfg = rmm.config_from_dict({"model": {"currents": [{"name": "leak", "kind": "leak"},
+                                                       {"name": "K", "activation_taus": [1, 10], "reversal": -80}]}})
+    assert [c.name for c in cfg.model.resolved_currents] == ["leak", "K"]
+    assert cfg.model.resolved_currents[1].activation_taus == (1.0, 10.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.training.epochs = 3
+
+
+def test_save_and_load_round_trip_strictly(hh_short, tmp_path):
+    config = rmm.RMMConfig(model=SMALL)
+    model = rmm.init_rmm(hh_short, SMALL, seed=2)
+    rmm.save_model(tmp_path / "m", model, config)
+    back, cfg = rmm.load_model(tmp_path / "m")
+    assert cfg == config and back.names == model.names
+    for a, b in zip(jax.tree.leaves(model), jax.tree.leaves(back)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Weights from a model of another structure do not load silently.
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["config"]["model"]["filters"]["n"] = 12
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match its model.json"):
+        rmm.load_model(tmp_path / "m")
+    with pytest.raises(ValueError, match="not a saved RMM"):
+        rmm.load_model(tmp_path)
+
+
+def test_metrics_on_known_cases():
+    assert rmm.coincidence_factor([10.0, 50.0, 90.0], [10.5, 51.9, 93.0], 100.0) < 1.0
+    assert rmm.coincidence_factor([10.0, 50.0], [10.0, 50.0], 100.0) == pytest.approx(1.0)
+    assert np.isnan(rmm.coincidence_factor([], [], 100.0))
+    a = np.sin(np.linspace(0, 10, 100))
+    assert rmm.inner_product_score(a, a) == pytest.approx(1.0)
+    assert rmm.inner_product_score(a, 2 * a, center=False) == pytest.approx(0.5)  # ⟨a,2a⟩/‖2a‖² = 1/2
+    assert rmm.spike_count_error(10, 12) == pytest.approx(0.2)
+    assert rmm.voltage_rmse([0.0, 0.0], [3.0, 4.0]) == pytest.approx(np.sqrt(12.5))
