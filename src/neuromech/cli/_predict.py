@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from ..io import atomic_path, check_writable
+    from ..io import atomic_path
+    from ..io._atomic import check_writable
     from ..recordings import read_recording
     from ..rmm import load_model, predict
     from ..rmm._metrics import summarise, sweep_metrics

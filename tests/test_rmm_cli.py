@@ -1,0 +1,109 @@
+"""End-to-end tests of ``neuromech fit`` and ``neuromech predict`` on a small synthetic recording:
+the files they write, that the saved model reproduces the Python API's prediction, and that bad
+input gives exit status 2 with one clear ``neuromech: error:`` line and no output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuromech import rmm
+from neuromech.cli import main
+from neuromech.recordings import read_npz, synthetic_recording, write_npz
+
+CONFIG = """
+[data]
+split = [0.6, 0.2, 0.2]
+
+[model]
+preset = "neuron"
+
+[model.filters]
+tau_min = 0.1
+tau_max = 20.0
+n = 8
+
+[training]
+epochs = 3
+batch_size = 1024
+validate_every = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rmm_cli")
+    rec = synthetic_recording("hh", 1500.0, seed=7, transient=100.0, drive=(0.0, 4.0, 5.0))
+    write_npz(root / "hh.npz", rec)
+    (root / "rmm.toml").write_text(CONFIG)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted(files):
+    out = files / "model"
+    status = main(["fit", str(files / "hh.npz"), "--config", str(files / "rmm.toml"), "--out", str(out),
+                   "--no-progress"])
+    assert status == 0
+    return out
+
+
+def test_fit_writes_model_config_report_and_figures(fitted):
+    names = {p.name for p in fitted.iterdir()}
+    assert {"model.eqx", "model.json", "report.json", "prediction.png", "iv.png", "gates.png"} <= names
+    report = json.loads((fitted / "report.json").read_text())
+    test = report["test_metrics"]["summary"]
+    assert test["n_sweeps"] == 1 and np.isfinite(test["rmse"])
+    assert len(report["loss"]) == 3 and report["config"]["model"]["filters"]["n"] == 8
+    model, config = rmm.load_model(fitted)
+    assert config.training.epochs == 3 and model.names == ("leak", "Na", "K", "slow")
+
+
+def test_predict_writes_the_table_and_metrics(files, fitted, capsys):
+    out = files / "pred.csv"
+    assert main(["predict", str(fitted), str(files / "hh.npz"), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["sweep", "t_ms", "i_applied", "v_measured", "v_predicted"]
+    rec = read_npz(files / "hh.npz")
+    assert len(table) == rec.n_samples
+    # The CLI's prediction is the API's free run of the saved model on the same current.
+    model, _ = rmm.load_model(fitted)
+    expected = rmm.simulate(model, rec.current[0], rec.voltage[0, 0])
+    np.testing.assert_allclose(table["v_predicted"], expected, rtol=1e-5, atol=1e-3)  # 6 printed digits
+    metrics = json.loads((files / "pred.metrics.json").read_text())
+    assert metrics["sweeps"][0]["sweep"] == 0 and "coincidence" in metrics["summary"]
+    assert "RMSE" in capsys.readouterr().err
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    return err[-1]
+
+
+def test_unknown_config_key_is_an_error(files, capsys):
+    bad = files / "bad.toml"
+    bad.write_text("[training]\nepoch = 3\n")
+    status = main(["fit", str(files / "hh.npz"), "--config", str(bad), "--out", str(files / "m_bad")])
+    assert status == 2
+    message = _error(capsys)
+    assert message.startswith("neuromech: error:") and "'training.epoch'" in message and "epochs" in message
+    assert not (files / "m_bad").exists()
+
+
+def test_recording_shorter_than_the_longest_filter_is_an_error(files, capsys):
+    # Default filters reach 1.5 s; 70 % of a 1.5 s record is shorter.
+    status = main(["fit", str(files / "hh.npz"), "--out", str(files / "m_short"), "--epochs", "1"])
+    assert status == 2
+    assert "shorter than 1500 ms" in _error(capsys)
+    assert not (files / "m_short").exists()
+
+
+def test_bad_sweep_selection_and_model_dir(files, fitted, capsys):
+    assert main(["fit", str(files / "hh.npz"), "--sweeps", "3-4", "--out", str(files / "m_sw")]) == 2
+    assert "not in this recording, which has sweeps 0" in _error(capsys)
+    assert main(["predict", str(files), str(files / "hh.npz"), "--out", str(files / "p.csv")]) == 2
+    assert "not a saved RMM" in _error(capsys)
+    assert not (files / "p.csv").exists()
