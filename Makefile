@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py --out out/demo
+	$(BIN)/python examples/demo_rmm.py --out out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not reference"
