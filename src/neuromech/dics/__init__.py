@@ -41,3 +41,5 @@ from ._inference import save_network as save_network
 from ._network import DICNet as DICNet
 from ._network import NetworkConfig as NetworkConfig
 from ._training import TrainingConfig as TrainingConfig
+from ._populate import PROTOCOLS as PROTOCOLS
+from ._populate import populate as populate
