@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import check_train
-from ._spikes import LONG_COLUMNS, WIDE_COLUMNS, parse_train
+from ._spikes import _SEPARATOR, LONG_COLUMNS, WIDE_COLUMNS
 from ._tables import read_raw, row_label, table_kind
 
 def _key(value):
@@ -24,6 +24,15 @@ def _key(value):
     except ValueError:
         return text
     return int(number) if number.is_integer() else text
+
+
+def _parse_lenient(text: str) -> np.ndarray:
+    """``"[t1, t2, ...]"`` as floats, non-finite entries kept (they are dropped with a note later)."""
+    s = text.strip()
+    if len(s) < 2 or s[0] != "[" or s[-1] != "]":
+        raise ValueError("expected a list like '[12.5, 40.1]' (or '[]' for no spikes)")
+    inner = s[1:-1].strip()
+    return np.array([float(t) for t in _SEPARATOR.split(inner)]) if inner else np.zeros(0)
 
 
 def read_recorded_trains(path: str | os.PathLike) -> tuple[dict, dict]:
@@ -70,7 +79,7 @@ def read_recorded_trains(path: str | os.PathLike) -> tuple[dict, dict]:
                 problems[key] = [f"id repeated in {counts[key]} rows; give each train its own id"]
                 continue
             try:
-                raw_trains[key] = parse_train(cell) if isinstance(cell, str) else np.asarray(cell, dtype=float)
+                raw_trains[key] = _parse_lenient(cell) if isinstance(cell, str) else np.asarray(cell, dtype=float)
             except (ValueError, TypeError) as err:
                 problems[key] = [f"{row_label(kind, i)}: malformed spiking_times {cell!r} ({err})"]
     else:
