@@ -16,6 +16,7 @@ The published method trains "in seconds to minutes" on a GPU (Burghi et al., PNA
 Usage:
   nice -n 5 .venv/bin/python benchmarks/bench_rmm.py [--only hh,stg,real] [--out out/bench_rmm]
       [--cache DIR]   (keep the generated synthetic recordings between runs)
+      [--known-capacitance]  (fix C at the true value for the synthetic neurons)
 """
 
 from __future__ import annotations
@@ -60,15 +61,17 @@ def synthetic(name: str, cache: Path | None) -> object:
     return rec
 
 
-def bench_synthetic(name: str, out: Path, cache: Path | None) -> dict:
+def bench_synthetic(name: str, out: Path, cache: Path | None, known_c: bool = False) -> dict:
     s = SETUP[name]
     rec = synthetic(name, cache)
+    # Known C: the capacitance fixed at the true value (as from a membrane test) instead of learned.
+    capacitance = rec.metadata["capacitance_nF"] if known_c else 0.0
     train, val, test = rec.window(0, 60_000), rec.window(60_000, 70_000), rec.window(70_000, 80_000)
     settings = rmm.TrainingSettings(epochs=s["epochs"], batch_size=2048, validate_every=10)
     steps = settings.epochs * (train.n_samples // settings.batch_size)
     optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05))
     t0 = time.perf_counter()
-    model = rmm.init_rmm(train, rmm.ModelSettings(preset=s["preset"]), seed=0)
+    model = rmm.init_rmm(train, rmm.ModelSettings(preset=s["preset"], capacitance=capacitance), seed=0)
     t_init = time.perf_counter() - t0
     model, history = rmm.fit(model, train, optimizer, settings=settings, validation=val, progress=False)
     t_fit = history["time_s"]
@@ -91,7 +94,7 @@ def bench_synthetic(name: str, out: Path, cache: Path | None) -> dict:
         for learned, true in TRUTH_MAP[name].items() if learned in readout.currents
     }
     result["capacitance_nF"] = float(model.capacitance)
-    _figure(out / f"rmm_{name}.png", t, test.voltage[0], preds[0], test.current[0],
+    _figure(out / f"rmm_{name}{'_knownC' if known_c else ''}.png", t, test.voltage[0], preds[0], test.current[0],
             f"{name.upper()}: held-out 10 s (first 1 s shown)", window=10_000)
     return result
 
@@ -167,17 +170,21 @@ def main() -> None:
     parser.add_argument("--only", default="hh,stg,real")
     parser.add_argument("--out", type=Path, default=Path("out/bench_rmm"))
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--known-capacitance", action="store_true",
+                        help="synthetic neurons: fix C at its true value instead of learning it")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     for name in args.only.split(","):
         print(f"[{name}]", flush=True)
-        results[name] = bench_real(args.out) if name == "real" else bench_synthetic(name, args.out, args.cache)
+        results[name] = (bench_real(args.out) if name == "real"
+                         else bench_synthetic(name, args.out, args.cache, args.known_capacitance))
         for k, v in results[name].items():
             if k != "sweeps":
                 print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
-    (args.out / "bench_rmm.json").write_text(json.dumps(results, indent=2, default=float))
-    print(f"wrote {args.out}/bench_rmm.json and figures")
+    name = "bench_rmm_knownC.json" if args.known_capacitance else "bench_rmm.json"
+    (args.out / name).write_text(json.dumps(results, indent=2, default=float))
+    print(f"wrote {args.out}/{name} and figures")
 
 
 if __name__ == "__main__":

@@ -102,3 +102,45 @@ def test_multiple_shooting_refines_without_losing_the_fit(teacher_data):
     # validation score; on the test data that means no large degradation (20 % slack for the
     # difference between validation and test).
     assert after < 1.2 * before + 0.01, (before, after)
+
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "recordings" / "pyabf"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "171116sh_0018.abf").exists(), reason="no ../shared/data (real recordings)")
+def test_real_cell_A_held_out_sweeps():
+    """Cell A (ramps + steps, pyABF test data): train on most sweeps, predict held-out ones."""
+    from neuromech.recordings import read_abf
+
+    ramps = read_abf(DATA / "171116sh_0016.abf").resample(0.1)
+    steps = read_abf(DATA / "171116sh_0018.abf").resample(0.1)
+    held = [9, 15]
+    train = [ramps.select([s for s in ramps.sweeps if s not in held]),
+             steps.select([s for s in steps.sweeps if s not in held + [5, 13]])]
+    val = [steps.select([5, 13])]
+    test = steps.select(held)
+    settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_max=500.0, n=30))
+    model = rmm.init_rmm(train, settings, seed=0)
+    n = sum(r.n_sweeps * r.n_samples for r in train)
+    optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, 20 * (n // 2048), 0.05))
+    model, _ = rmm.fit(model, train, optimizer, settings=rmm.TrainingSettings(epochs=20, validate_every=10),
+                       validation=val, progress=False)
+    metrics, summary, pred = rmm.evaluate(model, test)
+    assert summary["n_diverged"] == 0
+    t = test.time
+    # Passive response to the hyperpolarising pulse (1.15–1.65 s, no spikes): the deflection from
+    # the level just before it (1.0–1.1 s) to its plateau (1.45–1.6 s) measures the input
+    # resistance, the first thing a model of a cell must get; 30 % covers the sag and the
+    # after-hyperpolarisation that a 20-epoch fit reproduces only in part.
+    before, plateau = (t > 1000) & (t < 1100), (t > 1450) & (t < 1600)
+    for k in range(test.n_sweeps):
+        deflection = test.voltage[k, plateau].mean() - test.voltage[k, before].mean()
+        predicted = pred[k, plateau].mean() - pred[k, before].mean()
+        assert deflection < -5.0 and predicted == pytest.approx(deflection, rel=0.3), (deflection, predicted)
+    # The model fires on the held-out depolarising steps like the cell does, and not between them
+    # (rest, 0.8–1.1 s); the spike count is within a factor of 3 (measured: see the benchmark).
+    quiet = (t > 800) & (t < 1100)
+    for k, m in enumerate(metrics):
+        assert m.n_spikes_data > 0 and 0 < m.n_spikes_model < 3 * m.n_spikes_data
+        assert pred[k, quiet].max() < -20.0

@@ -73,6 +73,10 @@ def test_constraints_round_trip_and_keep_signs(hh_short):
     assert float(wild.capacitance) > 0 and np.all(np.asarray(na.g) >= 0)
     assert all(np.all(np.asarray(W) >= 0) for W in na.activation.net.weights)
     assert float(na.E_prior[0]) == pytest.approx(50.0)  # priors are fixed, not trained
+    # A capacitance known from a membrane test stays fixed.
+    known = rmm.init_rmm(hh_short, rmm.ModelSettings(filters=SMALL.filters, capacitance=2.0), seed=0)
+    moved = rmm.constrain([p + 1.0 for p in rmm.unconstrain(known, known.spec())], known, known.spec())
+    assert float(moved.capacitance) == 2.0 and float(wild.capacitance) != float(model.capacitance)
 
 
 def test_loss_gradient_matches_finite_differences(hh_short, x64):

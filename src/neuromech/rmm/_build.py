@@ -89,6 +89,8 @@ def init_rmm(train, settings: ModelSettings = ModelSettings(), *, key=None, seed
     data = teacher_forcing_data(bank, recs)
     key = jax.random.PRNGKey(seed) if key is None else key
     capacitance, holding = _linear_start(data)
+    if settings.capacitance > 0:
+        capacitance = float(settings.capacitance)
     v_lo, v_hi = float(data.v.min()), float(data.v.max())
     span = max(v_hi - v_lo, 10.0)
     currents, names = [], []
@@ -97,7 +99,7 @@ def init_rmm(train, settings: ModelSettings = ModelSettings(), *, key=None, seed
         names.append(cs.name)
     dtype = jnp.asarray(1.0).dtype
     return RMM(bank, tuple(currents), jnp.asarray(capacitance, dtype), jnp.asarray(holding, dtype), tuple(names),
-               (v_lo - span, v_hi + span))
+               (v_lo - span, v_hi + span), settings.capacitance <= 0)
 
 
 def _linear_start(data: TrainingData) -> tuple[float, float]:
@@ -162,4 +164,5 @@ def skeleton(settings: ModelSettings, dt: float, v_bounds: tuple[float, float]) 
                      for k, cs in enumerate(settings.resolved_currents))
     dtype = jnp.asarray(1.0).dtype
     return RMM(bank, currents, jnp.asarray(1.0, dtype), jnp.asarray(0.0, dtype),
-               tuple(c.name for c in settings.resolved_currents), tuple(float(b) for b in v_bounds))
+               tuple(c.name for c in settings.resolved_currents), tuple(float(b) for b in v_bounds),
+               settings.capacitance <= 0)

@@ -44,7 +44,8 @@ class RMM(eqx.Module):
         bank: the intrinsic :class:`FilterBank` (fixed).
         currents: membrane currents (nA, outward positive), e.g. ``(Leak, ConductanceCurrent, ...)``.
         names: a name per current (``"leak"``, ``"Na"``, ...).
-        capacitance: membrane capacitance C (nF) > 0, learned.
+        capacitance: membrane capacitance C (nF) > 0, learned unless ``learn_capacitance`` is False
+            (a value known from a membrane test).
         holding: holding-current offset I_hold (nA) added to the injected current, learned.
         v_bounds: (low, high) voltages (mV) beyond which a free run counts as diverged.
 
@@ -57,6 +58,7 @@ class RMM(eqx.Module):
     holding: jnp.ndarray
     names: tuple[str, ...] = eqx.field(static=True)
     v_bounds: tuple[float, float] = eqx.field(static=True, default=(-200.0, 150.0))
+    learn_capacitance: bool = eqx.field(static=True, default=True)
 
     @property
     def dt(self) -> float:
@@ -74,12 +76,13 @@ class RMM(eqx.Module):
             self.current(n)
         keep = [k for k, n in enumerate(self.names) if n not in names]
         return RMM(self.bank, tuple(self.currents[k] for k in keep), self.capacitance, self.holding,
-                   tuple(self.names[k] for k in keep), self.v_bounds)
+                   tuple(self.names[k] for k in keep), self.v_bounds, self.learn_capacitance)
 
     def spec(self):
         """The parameter spec: bank fixed, capacitance positive, holding free, each current's own."""
         return RMM(jax.tree.map(lambda _: FIXED, self.bank),
-                   tuple(c.spec() for c in self.currents), POSITIVE, FREE, self.names, self.v_bounds)
+                   tuple(c.spec() for c in self.currents), POSITIVE if self.learn_capacitance else FIXED, FREE,
+                   self.names, self.v_bounds, self.learn_capacitance)
 
     def penalty(self, weight_decay: float = 0.0):
         """Priors (reversal potentials) plus ``weight_decay`` × the squared network weights."""

@@ -92,11 +92,17 @@ PRESETS = {"neuron": NEURON_CURRENTS, "stg": STG_CURRENTS}
 
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
-    """The RMM: its filter bank and its currents (a preset name or explicit ``currents``)."""
+    """The RMM: its filter bank and its currents (a preset name or explicit ``currents``).
+
+    ``capacitance`` (nF): 0 learns C (starting from a subthreshold least-squares estimate); a
+    positive value fixes it (e.g. from a membrane test), which removes the trade-off between C and
+    the currents' amplitudes that spike-dominated teacher forcing otherwise leaves to chance.
+    """
 
     filters: FilterSettings = FilterSettings()
     preset: str = "neuron"
     currents: tuple[CurrentSettings, ...] = ()
+    capacitance: float = 0.0
 
     def __post_init__(self):
         if self.preset not in PRESETS:
