@@ -124,13 +124,13 @@ def run(args: argparse.Namespace) -> int:
               "capacitance_nF": float(model.capacitance), "holding_nA": float(model.holding)}
     for name, data in (("validation_metrics", val), ("test_metrics", test)):
         if data:
-            metrics, summary, preds = evaluate(model, data, threshold=threshold)
+            metrics, summary, preds = evaluate(model, data, threshold=threshold, warmup=tr.warmup)
             report[name] = {"summary": summary, "sweeps": [m.as_dict() for m in metrics]}
             if name == "test_metrics":
                 test_preds = preds
     save_model(args.out, model, config)
     if not args.no_figures:
-        report["figures"] = _figures(args.out, model, test or val or train, test_preds if test else None)
+        report["figures"] = _figures(args.out, model, test or val or train, test_preds if test else None, tr.warmup)
     with atomic_path(args.out / "report.json") as tmp:
         tmp.write_text(json.dumps(json_ready(report), indent=2, default=float))
     summary = report.get("test_metrics", {}).get("summary")
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _figures(out: Path, model, recs, preds) -> list[str]:
+def _figures(out: Path, model, recs, preds, model_warmup: float = 0.0) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +153,7 @@ def _figures(out: Path, model, recs, preds) -> list[str]:
 
     written = []
     if preds is None:
-        _, _, preds = evaluate(model, recs)
+        _, _, preds = evaluate(model, recs, warmup=model_warmup)
     rec, pred = recs[0], preds[0]
     fig, axes = plt.subplots(2, 1, figsize=(9, 4), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     plot_prediction(rec.time, rec.voltage[0], pred[0], ax=axes[0], title=f"held-out sweep {rec.sweeps[0]}")

@@ -3,7 +3,9 @@
 Writes PRED.csv with columns sweep,t_ms,i_applied,v_measured,v_predicted (ms, nA, mV) and, beside
 it, PRED.metrics.json with per-sweep metrics (voltage RMSE, inner product, coincidence factor ±2 ms,
 spike-count error) and their summary. The recording is resampled to the model's sampling period
-if needed. A free run that diverges is an error naming the sweep and time; nothing is written.
+if needed. With a warm-up (--warmup, or the model's training.warmup) the model follows the
+measured voltage for that long before running free. A free run that diverges is an error naming
+the sweep and time; nothing is written.
 
 Example:
   neuromech predict models/cellA cellA_steps.abf --sweeps 12-16 --out pred.csv
@@ -27,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     main.add_argument("--out", required=True, type=Path, metavar="PRED.csv", help="prediction table to write")
     other = parser.add_argument_group("other options")
     other.add_argument("--sweeps", default=None, metavar="SEL", help="sweeps to predict, e.g. 12-16")
+    other.add_argument("--warmup", type=float, default=None, metavar="MS",
+                       help="ms at the start of each sweep during which the model follows the measured voltage "
+                            "before running free (default: the model's training.warmup); v_predicted equals "
+                            "v_measured there and metrics exclude it")
 
 
 def metrics_path(out: Path) -> Path:
@@ -41,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io import atomic_path
     from ..io._atomic import check_writable
     from ..recordings import read_recording
-    from ..rmm import load_model, predict
-    from ..rmm._metrics import summarise, sweep_metrics
+    from ..rmm import evaluate, load_model
+    from ..rmm._metrics import summarise
     from ..rmm._settings import json_ready
 
     if args.out.suffix.lower() != ".csv":
@@ -58,10 +64,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot resample {args.recording} (dt {rec.dt} ms) exactly to the model's {model.dt} ms")
     if config.data.lowpass_hz:
         rec = rec.lowpass(config.data.lowpass_hz, current=False)
-    v_pred = predict(model, rec)  # raises DivergenceError (a FloatingPointError: exit status 1)
+    warmup = config.training.warmup if args.warmup is None else args.warmup
+    metrics, _, v_pred = evaluate(model, rec, threshold=config.data.spike_threshold, warmup=warmup)
+    diverged = [m for m in metrics if m.diverged_at is not None]
+    if diverged:
+        m = diverged[0]
+        raise FloatingPointError(
+            f"the model's free run diverged on sweep {m.sweep} at t = {m.diverged_at + warmup:g} ms (the voltage left "
+            f"{model.v_bounds} mV); it is unstable for this input — nothing written"
+        )
     t = rec.time
-    metrics = [sweep_metrics(s, t, rec.voltage[k], v_pred[k], threshold=config.data.spike_threshold)
-               for k, s in enumerate(rec.sweeps)]
     table = pd.DataFrame({
         "sweep": np.repeat(rec.sweeps, rec.n_samples), "t_ms": np.tile(t, rec.n_sweeps),
         "i_applied": rec.current.ravel(), "v_measured": rec.voltage.ravel(), "v_predicted": v_pred.ravel(),

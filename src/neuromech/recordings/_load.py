@@ -7,6 +7,7 @@ is listed in ``metadata["units_assumed"]`` and announced with a :class:`UnitWarn
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -232,6 +233,9 @@ def read_npz(path, *, time_unit: str | None = None, voltage_unit: str | None = N
         i = to_internal(data["current"], i_unit, "current")
         truth = {k[6:]: to_internal(data[k], i_unit, "current") for k in sorted(keys) if k.startswith("truth_")}
         meta = units.metadata(format="npz")
+        if "metadata_json" in keys:  # what the writer knew (provenance, ground-truth parameters)
+            stored_meta = json.loads(str(data["metadata_json"]))
+            meta = {**stored_meta, **meta, "written_from": stored_meta.get("source")}
         if "description" in keys:
             meta["description"] = str(data["description"])
         return Recording(
@@ -251,7 +255,8 @@ def write_npz(path: str | os.PathLike, recording: Recording, *, description: str
         raise ValueError(f"{path}: a recording is written as .npz; name the file *.npz")
     arrays = {"voltage": recording.voltage, "current": recording.current, "dt": recording.dt, "t0": recording.t0,
               "sweeps": np.asarray(recording.sweeps), "time_unit": "ms", "voltage_unit": "mV",
-              "current_unit": "nA", "description": description}
+              "current_unit": "nA", "description": description,
+              "metadata_json": json.dumps(recording.metadata, default=str)}
     for k, x in (recording.truth or {}).items():
         arrays[f"truth_{k}"] = x
     with atomic_path(path) as tmp:

@@ -31,8 +31,8 @@ def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float =
     return jnp.mean((pred - dvdt) ** 2) / scale + model.penalty(weight_decay) / v.shape[0]
 
 
-def _select(model, validation, threshold, best, params, epoch, history):
-    _, summary, _ = evaluate(model, validation, threshold=threshold)
+def _select(model, validation, threshold, best, params, epoch, history, warmup=0.0):
+    _, summary, _ = evaluate(model, validation, threshold=threshold, warmup=warmup)
     score = selection_score(summary)
     history["validation"].append({"epoch": epoch, "score": score, **summary})
     if best is None or score > best[0]:
@@ -126,7 +126,8 @@ def fit(
         if not np.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss} at epoch {epoch}; lower the learning rate")
         if validation is not None and (epoch % settings.validate_every == 0 or epoch == settings.epochs):
-            best = _select(constrain(params, model, spec), validation, threshold, best, params, epoch, history)
+            best = _select(constrain(params, model, spec), validation, threshold, best, params, epoch, history,
+                           settings.warmup)
     bar.close()
     if best is not None:
         params, history["best_epoch"] = best[1], best[2]
@@ -135,7 +136,7 @@ def fit(
     if settings.shooting is not None:
         model, shots = fit_shooting(model, train, None, settings=settings.shooting, validation=validation,
                                     threshold=threshold, progress=progress, seed=settings.seed,
-                                    start_score=None if best is None else best[0])
+                                    start_score=None if best is None else best[0], warmup=settings.warmup)
         history["shooting"] = shots
         history["time_s"] = time.perf_counter() - start
     return model, history
@@ -195,6 +196,7 @@ def fit_shooting(
     progress: bool = True,
     seed: int = 0,
     start_score: float | None = None,
+    warmup: float = 0.0,
 ) -> tuple[RMM, dict]:
     """Refine a (teacher-forced) RMM by multiple shooting with trainable shot initial states.
 
@@ -250,7 +252,8 @@ def fit_shooting(
         if not np.isfinite(loss):
             raise FloatingPointError(f"the shooting loss became {loss} at epoch {epoch}; lower the learning rate")
         if validation is not None:
-            best = _select(constrain(params[0], model, spec), validation, threshold, best, params[0], epoch, history)
+            best = _select(constrain(params[0], model, spec), validation, threshold, best, params[0], epoch, history,
+                           warmup)
     bar.close()
     chosen = params[0] if best is None else best[1]
     history["best_epoch"] = None if best is None else best[2]

@@ -142,6 +142,8 @@ class TrainingSettings:
         weight_decay: L2 penalty on network weights.
         validate_every: epochs between free-run checks on the validation data (model selection).
         seed: seeds initialisation and shuffling.
+        warmup: ms of each validation/test sweep during which the filters follow the measured
+            voltage before the free run starts (see ``rmm.evaluate``); 0: start at rest.
         shooting: multiple-shooting settings, or None to skip it.
     """
 
@@ -151,6 +153,7 @@ class TrainingSettings:
     weight_decay: float = 1e-5
     validate_every: int = 10
     seed: int = 0
+    warmup: float = 0.0
     shooting: ShootingSettings | None = None
 
     def __post_init__(self):

@@ -22,11 +22,27 @@ def predict(model: RMM, recording: Recording) -> np.ndarray:
     return simulate(model, recording.current, recording.voltage[:, 0])
 
 
-def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2.0):
+def warm_start(model: RMM, voltage, n: int):
+    """Filter states after ``n`` samples of the *measured* voltage (teacher-forced warm-up).
+
+    A free run that starts with every filter at rest at the first voltage sample starts off its
+    attractor when the neuron is not at rest there (mid-burst, say: the slow states remember the
+    past). Running the bank on the preceding measured voltage is causal and puts them where the
+    data say. Returns (v[n], x[n]).
+    """
+    from ._filters import filter_signal
+
+    x = filter_signal(model.bank, np.asarray(voltage[: n + 1], np.float64))
+    return float(voltage[n]), x[-1]
+
+
+def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2.0, warmup: float = 0.0):
     """Per-sweep :class:`SweepMetrics` and their summary of a free run on ``recording`` (or a list).
 
     A diverging sweep is reported (``diverged_at`` in ms, worst scores) instead of raising, so that
-    model selection can rank an unstable model last.
+    model selection can rank an unstable model last. With ``warmup`` (ms) the filters first follow
+    the measured voltage for that long (:func:`warm_start`); the free run and the metrics cover the
+    rest of each sweep, and the prediction holds the measured voltage during the warm-up.
 
     Returns:
         ``(metrics, summary, predictions)``: list of SweepMetrics, dict of means, and a
@@ -34,22 +50,26 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
         trajectory up to the divergence and the measured voltage's first value after).
     """
     if not isinstance(recording, Recording):  # several recordings: metrics of all their sweeps
-        parts = [evaluate(model, r, threshold=threshold, window=window) for r in recording]
+        parts = [evaluate(model, r, threshold=threshold, window=window, warmup=warmup) for r in recording]
         metrics = [m for p in parts for m in p[0]]
         return metrics, summarise(metrics), [p[2] for p in parts]
     out, preds = [], []
-    t = recording.time
+    w = int(round(warmup / recording.dt))
+    if not 0 <= w < recording.n_samples - 2:
+        raise ValueError(f"warmup {warmup} ms leaves nothing of sweeps lasting {recording.duration:g} ms")
+    t = recording.time[w:]
     for s in range(recording.n_sweeps):
-        v_meas = recording.voltage[s]
+        v_meas = recording.voltage[s, w:]
         try:
-            v_pred = simulate(model, recording.current[s], v_meas[0])
+            v0, x0 = warm_start(model, recording.voltage[s], w)
+            v_pred = simulate(model, recording.current[s, w:], v0, x0=x0)
             out.append(sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window))
         except DivergenceError as err:
             v_pred = np.concatenate([err.voltage, np.full(len(v_meas) - len(err.voltage), v_meas[0])])
             m = sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window)
             out.append(SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
                                     m.spike_count_error, err.time))
-        preds.append(v_pred)
+        preds.append(np.concatenate([recording.voltage[s, :w], v_pred]))
     return out, summarise(out), np.stack(preds)
 
 
