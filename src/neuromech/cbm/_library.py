@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import math
 
 from ._channels import CalciumPool, Gate, GatedChannel, MarkovChannel
@@ -160,8 +162,16 @@ MODELS = {"hh": hh, "stg": stg, "da": da}
 
 
 def get_model(name: str) -> ConductanceBasedModel:
-    """The built-in model called ``name`` (``"hh"``, ``"stg"`` or ``"da"``)."""
-    try:
-        return MODELS[name]()
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+    """The built-in model called ``name`` (``"hh"``, ``"stg"`` or ``"da"``).
+
+    Models are immutable, so one instance per name is shared: the compiled kernels cached for it
+    (compensation, DICs) are reused by every caller instead of being compiled again.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return _shared_model(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_model(name: str) -> ConductanceBasedModel:
+    return MODELS[name]()
