@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 import math
 
 from ._channels import CalciumPool, Gate, GatedChannel, MarkovChannel
