@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from ._spikes import check_increasing
+
 __all__ = ["FiringPattern", "SpikeFeatures", "features_table", "firing_features", "isi_cv"]
 
 # Published pipeline (SCIENCE.md §1.4): fewer than this many spikes is "silent".
@@ -74,21 +76,11 @@ def _check_spike_times(spike_times: ArrayLike) -> np.ndarray:
             f"spike_times must be a 1-D array of spike times (ms) of one train; got shape "
             f"{s.shape}. For several trains use features_table, or call once per train."
         )
-    if not np.isfinite(s).all():
-        i = int(np.flatnonzero(~np.isfinite(s))[0])
-        raise ValueError(
-            f"spike_times must be finite; got {s[i]} at index {i}. Drop missing entries "
-            f"(e.g. padding NaNs of a ragged table) before computing features."
-        )
-    steps = np.diff(s)
-    if (steps <= 0.0).any():
-        i = int(np.flatnonzero(steps <= 0.0)[0])
-        raise ValueError(
-            f"spike_times must be strictly increasing; spike {i} at {s[i]} ms is followed by "
-            f"spike {i + 1} at {s[i + 1]} ms. Sort them (np.sort) and drop duplicates "
-            f"(np.unique does both)."
-        )
-    return s
+    return check_increasing(
+        s, "spike_times", item="spike {i} at {x} ms",
+        if_missing="Drop missing entries (e.g. padding NaNs of a ragged table) before computing features.",
+        if_unsorted="Sort them (np.sort) and drop duplicates (np.unique does both).",
+    )
 
 
 def _cv(isi: np.ndarray) -> float:

@@ -121,18 +121,32 @@ def _time_grid(t: ArrayLike | float, n_samples: int, v_shape: tuple, t0: float) 
             f"of shape {t_arr.shape} for v of shape {v_shape} (expected t of shape "
             f"({n_samples},))."
         )
-    bad = ~np.isfinite(t_arr)
+    return check_increasing(
+        t_arr, "t", item="t[{i}]={x} ms", if_missing="Remove or interpolate missing samples.",
+        if_unsorted="Sort the samples or drop duplicates.",
+    )
+
+
+def check_increasing(times: np.ndarray, name: str, *, item: str, if_missing: str, if_unsorted: str) -> np.ndarray:
+    """``times`` (1-D, ms) unchanged if finite and strictly increasing, else a ValueError that names
+    the first offending index and says what to do.
+
+    Args:
+        times: 1-D float array (ms). name: the argument's name, for the message.
+        item: how the message names entry ``i`` at time ``x``, e.g. ``"t[{i}]={x} ms"``.
+        if_missing, if_unsorted: what to do, appended to the message for a non-finite value or for
+            a time not above the previous one.
+    """
+    bad = ~np.isfinite(times)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"t holds a non-finite value ({t_arr[i]}) at index {i}.")
-    steps = np.diff(t_arr)
+        raise ValueError(f"{name} must be finite; got {times[i]} at index {i}. {if_missing}")
+    steps = np.diff(times)
     if (steps <= 0.0).any():
         i = int(np.flatnonzero(steps <= 0.0)[0])
-        raise ValueError(
-            f"t must be strictly increasing; t[{i}]={t_arr[i]} ms is followed by "
-            f"t[{i + 1}]={t_arr[i + 1]} ms. Sort the samples or drop duplicates."
-        )
-    return t_arr
+        first, then = (item.format(i=j, x=times[j]) for j in (i, i + 1))
+        raise ValueError(f"{name} must be strictly increasing; {first} is followed by {then}. {if_unsorted}")
+    return times
 
 
 def _crossings(
