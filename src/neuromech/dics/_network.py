@@ -57,22 +57,19 @@ def encode_trains(trains, length: int | None = None):
     isis = [np.diff(np.asarray(t, dtype=np.float64)) for t in trains]
     n_max = max(len(i) for i in isis)
     length = _bucket(n_max) if length is None else length
-    tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
-    mask = np.zeros((len(isis), length), np.float32)
-    stats = np.zeros((len(isis), N_STATS), np.float32)
+    raw = np.full((len(isis), length), np.nan)
     for b, isi in enumerate(isis):
-        z = (np.log(np.maximum(isi, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE
-        n = min(len(z), length)
-        z = z[:n]
-        med = np.median(z)
-        tokens[b, :n, 0] = z
-        tokens[b, 1:n, 1] = np.diff(z)
-        tokens[b, :n, 2] = z - med
-        mask[b, :n] = 1.0
-        q = np.quantile(z, [0.0, 0.1, 0.5, 0.9, 1.0])
-        cv = np.std(isi[:n]) / np.mean(isi[:n])
-        stats[b] = [*q, z.mean(), z.std(), np.log1p(cv)]
-    return tokens, mask, stats
+        raw[b, : min(len(isi), length)] = isi[:length]
+    present = ~np.isnan(raw)
+    z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
+    q = np.nanquantile(z, [0.0, 0.1, 0.5, 0.9, 1.0], axis=1).T
+    cv = np.nanstd(raw, axis=1) / np.nanmean(raw, axis=1)
+    stats = np.column_stack([q, np.nanmean(z, axis=1), np.nanstd(z, axis=1), np.log1p(cv)]).astype(np.float32)
+    tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
+    tokens[..., 0] = np.where(present, z, 0.0)
+    tokens[:, 1:, 1] = np.where(present[:, 1:], np.diff(z, axis=1), 0.0)
+    tokens[..., 2] = np.where(present, z - q[:, 2:3], 0.0)
+    return tokens, present.astype(np.float32), stats
 
 
 class _ConvBlock(eqx.Module):
