@@ -11,14 +11,25 @@ All functions here are pure and differentiable; the simulator and the DIC code a
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._channels import CalciumPool, Channel
 
 
-# Columns of population tables that describe models rather than set a conductance.
-METADATA_COLUMNS = frozenset({"id", "ID", "member", "g_f", "g_s", "g_u", "g_t", "v_th", "residual", "compensated"})
+# Columns of population tables that describe models rather than set a conductance: identifiers, DICs
+# and how they were set (``Population.to_frame``, ``DICs.to_frame``, member tables); so does any
+# ``target_*`` column (see :func:`is_metadata_column`). The one definition, shared with the DIC code.
+METADATA_COLUMNS = frozenset(
+    {"id", "ID", "member", "g_f", "g_s", "g_u", "g_t", "v", "v_th", "residual", "compensated"}
+)
+
+
+def is_metadata_column(name) -> bool:
+    """Whether a table column describes models (``id``, ``g_f``, ``target_g_s``, ...) rather than
+    setting a conductance."""
+    return name in METADATA_COLUMNS or str(name).startswith("target_")
 
 
 class ConductanceBasedModel(eqx.Module):
@@ -206,12 +217,13 @@ class ConductanceBasedModel(eqx.Module):
         return target + (y - target) * jnp.exp(-dt * rate)
 
     # -------------------------------------------------------------------------- conductances
-    def conductances(self, table=None, /, **named) -> np.ndarray:
+    def conductances(self, table=None, /, *, allow_negative: bool = False, **named) -> np.ndarray:
         """Validated conductance array (mS/cm²) from names: keyword arguments, a mapping or a DataFrame.
 
         Returns shape (n_channels,) for scalars or (N, n_channels) for columns. Missing or unknown
         names, negative or non-finite values raise ``ValueError`` saying which. Columns that
         describe models (``id``, DICs ``g_f, g_s, g_u``, ``v_th``, ``target_*``, ...) are ignored.
+        ``allow_negative=True`` accepts negative values (see :func:`check_conductances`).
 
         Example:
             >>> from neuromech.cbm import hh
@@ -219,9 +231,9 @@ class ConductanceBasedModel(eqx.Module):
             array([120. ,  36. ,   0.3])
         """
         source = dict(named) if table is None else table
-        keys = [k for k in (source.columns if hasattr(source, "columns") else source.keys())
-                if k not in METADATA_COLUMNS and not str(k).startswith("target_")]
         expected = self.conductance_names
+        keys = [k for k in (source.columns if hasattr(source, "columns") else source.keys())
+                if k in expected or not is_metadata_column(k)]
         missing = [k for k in expected if k not in keys]
         extra = [k for k in keys if k not in expected]
         if missing or extra:
@@ -235,11 +247,26 @@ class ConductanceBasedModel(eqx.Module):
             values = np.stack([np.asarray(source[k], dtype=float) for k in expected], axis=-1)
         except (TypeError, ValueError) as err:
             raise ValueError(f"conductances must be numbers (mS/cm²): {err}") from err
-        return check_conductances(self, values)
+        return check_conductances(self, values, allow_negative=allow_negative)
 
 
-def check_conductances(model: ConductanceBasedModel, g) -> np.ndarray:
-    """Check a conductance array's shape and values; return it as float NumPy, shape (..., n)."""
+def as_conductances(model: ConductanceBasedModel, g, *, allow_negative: bool = False) -> np.ndarray:
+    """Validated conductances (mS/cm²), shape (n,) or (N, n), from an array in the order of
+    ``model.conductance_names`` or from names (a mapping or a DataFrame, see
+    :meth:`ConductanceBasedModel.conductances`). The one input path of the simulators and the DIC code.
+    """
+    if isinstance(g, (np.ndarray, jax.Array, list, tuple)):
+        return check_conductances(model, g, allow_negative=allow_negative)
+    return model.conductances(g, allow_negative=allow_negative)
+
+
+def check_conductances(model: ConductanceBasedModel, g, *, allow_negative: bool = False) -> np.ndarray:
+    """Check a conductance array's shape and values; return it as float NumPy, shape (..., n).
+
+    Values must be finite; unless ``allow_negative``, also ≥ 0 with at least one positive per model.
+    ``allow_negative=True`` is for the DIC code, which evaluates intermediate compensation results
+    (negative conductances) and checks what it needs itself (g_leak > 0).
+    """
     g = np.asarray(g, dtype=float)
     n = len(model.channels)
     if g.ndim not in (1, 2) or g.shape[-1] != n:
@@ -256,6 +283,8 @@ def check_conductances(model: ConductanceBasedModel, g) -> np.ndarray:
             f"conductances must be finite; found {g[tuple(row)]} for {model.conductance_names[row[-1]]}"
             + (f" in row {row[0]}" if g.ndim == 2 else "")
         )
+    if allow_negative:
+        return g
     if (g < 0).any():
         row = np.argwhere(g < 0)[0]
         raise ValueError(

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cbm import ConductanceBasedModel
+from ..cbm._model import is_metadata_column
 from ._dics import (
-    POPULATION_COLUMNS,
     as_conductance_array,
     bucket,
     dics_rows,
@@ -349,7 +349,7 @@ def _starting_conductances(model, conductances, compensated):
     # A table: the compensated columns may be missing (start from 0).
     names = {(c if str(c).startswith("g_") else f"g_{c}") for c in names}
     keys = list(conductances.columns) if hasattr(conductances, "columns") else list(conductances.keys())
-    unknown = [k for k in keys if k not in model.conductance_names and k not in POPULATION_COLUMNS]
+    unknown = [k for k in keys if k not in model.conductance_names and not is_metadata_column(k)]
     if unknown:
         raise ValueError(
             f"unknown column(s) {', '.join(map(str, unknown))} for model {model.name!r}; its conductances are "

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cbm import ConductanceBasedModel
+from ..cbm._model import as_conductances
 from ._sensitivity import check_calcium_path, dics_at, leak_index, sensitivity_at
 
 # Threshold search: a bracketing grid then bisection (SCIENCE.md §2). 0.25 mV is finer than any
@@ -25,50 +26,15 @@ THRESHOLD_STEP = 0.25
 _BISECTIONS = 45
 
 
-# Columns a population table may carry besides its conductances (see Population.to_frame).
-POPULATION_COLUMNS = frozenset(
-    {"id", "g_f", "g_s", "g_u", "g_t", "v", "v_th", "target_g_f", "target_g_s", "target_g_u", "residual", "compensated"}
-)
-
-
 def as_conductance_array(model: ConductanceBasedModel, g, *, allow_negative: bool = False) -> np.ndarray:
     """Conductances as a float64 array (n,) or (N, n), from an array, a mapping or a DataFrame.
 
-    Tables may also hold the columns a :class:`Population` writes (``id``, ``g_f``, ``v_th``, ...);
-    any other unknown column is an error (it is probably a misspelt conductance).
+    Read and checked as the simulator does (:func:`~neuromech.cbm._model.as_conductances`: columns
+    describing models, such as ``id``, ``g_f`` or ``v_th``, are ignored; any other unknown column is
+    an error, probably a misspelt conductance), and g_leak must be > 0 since it normalises the DICs.
+    ``allow_negative=True`` accepts negative conductances (intermediate compensation results).
     """
-    if hasattr(g, "columns"):
-        g = g[[c for c in g.columns if c not in POPULATION_COLUMNS or c in model.conductance_names]]
-    if not isinstance(g, (np.ndarray, jax.Array, list, tuple)):
-        if allow_negative:
-            # model.conductances rejects negative values; read the named columns ourselves.
-            keys = list(g.columns) if hasattr(g, "columns") else list(g.keys())
-            missing = [k for k in model.conductance_names if k not in keys]
-            extra = [k for k in keys if k not in model.conductance_names and k != "id"]
-            if missing or extra:
-                raise ValueError(
-                    f"model {model.name!r} needs the conductances {', '.join(model.conductance_names)}"
-                    + (f"; missing: {', '.join(missing)}" if missing else "")
-                    + (f"; unknown: {', '.join(map(str, extra))}" if extra else "")
-                    + ". Rename or add the columns (units mS/cm²)."
-                )
-            g = np.stack([np.asarray(g[name], dtype=float) for name in model.conductance_names], axis=-1)
-        else:
-            return model.conductances(g)
-    g = np.asarray(g, dtype=float)
-    n = len(model.channels)
-    if g.ndim not in (1, 2) or g.shape[-1] != n or g.size == 0:
-        raise ValueError(
-            f"conductances for model {model.name!r} must have shape ({n},) or (N, {n}) in the order "
-            f"{', '.join(model.conductance_names)} (mS/cm²); got shape {g.shape}"
-        )
-    if not np.isfinite(g).all():
-        raise ValueError("conductances must be finite (mS/cm²); found NaN or inf")
-    if not allow_negative and (g < 0).any():
-        row = np.argwhere(g < 0)[0]
-        raise ValueError(
-            f"conductances must be ≥ 0 mS/cm²; found {g[tuple(row)]} for {model.conductance_names[row[-1]]}"
-        )
+    g = as_conductances(model, g, allow_negative=allow_negative)
     if (g[..., leak_index(model)] <= 0).any():
         raise ValueError("g_leak must be > 0 mS/cm²: DICs are normalised by it")
     return g
