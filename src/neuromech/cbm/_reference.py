@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.integrate
 
-from ._model import ConductanceBasedModel, check_conductances
+from ._model import ConductanceBasedModel
+from ._simulate import check_run
 from ._stimulus import Stimulus
 
 
@@ -32,7 +33,7 @@ def simulate_reference(
     """Simulate one model with ``scipy.integrate.solve_ivp(method="BDF")`` and an exact Jacobian.
 
     Args:
-        model: the model; conductances: (n_channels,) in mS/cm².
+        model: the model; conductances: (n_channels,) in mS/cm², or a mapping with their names.
         stimulus: a deterministic stimulus (its random part is ignored); ``None`` for none.
         duration, transient: ms. rtol, atol: solver tolerances.
         spike_threshold, spike_rearm: as in :func:`simulate` (mV); crossings are located by the
@@ -42,13 +43,17 @@ def simulate_reference(
     Returns:
         ``(spike_times, solution)``: spike times after the transient (ms) and scipy's ``OdeResult``.
 
+    Raises:
+        ValueError: for invalid conductances, more than one model, ``duration`` ≤ 0 or a
+            ``transient`` outside [0, duration).
+
     Example:
         >>> from neuromech.cbm import hh, Constant
         >>> spikes, _ = simulate_reference(hh(), [120.0, 36.0, 0.3], Constant(10.0), duration=50.0)
         >>> len(spikes) >= 3
         True
     """
-    g = check_conductances(model, conductances)
+    g = check_run(model, conductances, duration, transient)
     if g.ndim != 1:
         raise ValueError("the reference solver simulates one model at a time: pass shape (n_channels,)")
     stimulus = stimulus or Stimulus()

@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from ._model import ConductanceBasedModel, check_conductances
+from ._model import ConductanceBasedModel, as_conductances
 from ._stimulus import Stimulus
 
 RECORDABLE = ("voltage", "states", "currents")
@@ -178,16 +178,12 @@ def simulate(
     unknown = [r for r in record if r not in RECORDABLE]
     if unknown:
         raise ValueError(f"unknown record option(s) {unknown}; choose from {RECORDABLE}")
-    if not isinstance(conductances, (np.ndarray, jnp.ndarray, list, tuple)):
-        conductances = model.conductances(conductances)
-    g = check_conductances(model, conductances)
-    g = np.atleast_2d(g)
+    dt = model.dt if dt is None else float(dt)
+    g = np.atleast_2d(check_run(model, conductances, duration, transient, dt, dt_out))
     n_models = g.shape[0]
     ids = np.arange(n_models) if ids is None else np.asarray(ids)
     if ids.shape != (n_models,):
         raise ValueError(f"ids must have one entry per model ({n_models}), got shape {ids.shape}")
-    dt = model.dt if dt is None else float(dt)
-    _check_times(duration, transient, dt, dt_out)
     stimulus = (stimulus or Stimulus()).prepare(dt_out)
     n_inner = int(round(dt_out / dt))
     n_total = int(math.ceil(duration / dt_out - 1e-9))
@@ -284,10 +280,35 @@ def simulate(
     )
 
 
+def check_run(model, conductances, duration, transient, dt=None, dt_out=None) -> np.ndarray:
+    """The argument checks shared by :func:`simulate` and :func:`simulate_reference`.
+
+    Returns the conductances (mS/cm²), shape (n,) or (N, n), from an array or a named table (see
+    :func:`as_conductances`), after checking the protocol (ms): ``duration`` > 0,
+    0 ≤ ``transient`` < ``duration`` and, unless ``dt`` is None (an adaptive solver), the fixed step
+    ``dt`` and output step ``dt_out``.
+    """
+    g = as_conductances(model, conductances)
+    _check_times(duration, transient, dt, dt_out)
+    return g
+
+
 def _check_times(duration, transient, dt, dt_out):
-    for name, value in (("duration", duration), ("dt", dt), ("dt_out", dt_out)):
-        if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive number of ms, got {value!r}")
+    _check_positive("duration", duration)
+    if dt is not None:
+        _check_steps(dt, dt_out)
+    if not (0 <= transient < duration):
+        raise ValueError(f"transient must be in [0, duration) = [0, {duration}) ms, got {transient}")
+
+
+def _check_positive(name, value):
+    if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of ms, got {value!r}")
+
+
+def _check_steps(dt, dt_out):
+    _check_positive("dt", dt)
+    _check_positive("dt_out", dt_out)
     if dt > MAX_DT:
         raise ValueError(
             f"dt = {dt} ms is too large: spikes last about 1 ms and are lost above {MAX_DT} ms "
@@ -299,5 +320,3 @@ def _check_times(duration, transient, dt, dt_out):
         raise ValueError(f"dt_out = {dt_out} ms must be a whole multiple of dt = {dt} ms")
     if dt_out > 0.5:
         raise ValueError(f"dt_out = {dt_out} ms must be ≤ 0.5 ms so that each output sample holds at most one spike")
-    if not (0 <= transient < duration):
-        raise ValueError(f"transient must be in [0, duration) = [0, {duration}) ms, got {transient}")
