@@ -140,57 +140,15 @@ def test_no_command_shows_help(capsys):
     assert "simulate" in capsys.readouterr().err
 
 
-POPULATIONS = {
-    "nan": "id,g_Na,g_K,g_leak\n1,120,36,0.3\n2,120,,0.3\n",
-    "negative": "id,g_Na,g_K,g_leak\n1,120,-36,0.3\n",
-    "text": "id,g_Na,g_K,g_leak\n1,120,abc,0.3\n",
-    "missing": "id,g_Na,g_K\n1,120,36\n",
-    "extra": "id,g_Na,g_K,g_leak,g_CaT\n1,120,36,0.3,1\n",
-    "empty": "",
-    "header": "id,g_Na,g_K,g_leak\n",
-    "duplicate": "id,g_Na,g_K,g_leak\n1,120,36,0.3\n1,100,30,0.3\n",
-    "binary": "\udcff\udcfe\x00",
-}
+GOOD_POPULATION = "id,g_Na,g_K,g_leak\n1,120,36,0.3\n"
 
 
-@pytest.mark.parametrize(
-    "population, extra, message",
-    [
-        ("good", ["--model", "xyz"], "argument --model: invalid choice: 'xyz'"),
-        ("nan", [], "g_K is missing (NaN) for model id 2 at row 2 (line 3)"),
-        ("negative", [], "g_K is -36 for model id 1 at row 1 (line 2); conductances must be finite numbers ≥ 0"),
-        ("text", [], "g_K is 'abc' for model id 1"),
-        ("missing", [], "needs exactly the conductances g_Na, g_K, g_leak; missing: g_leak"),
-        ("extra", [], "unknown: g_CaT"),
-        ("empty", [], "is empty"),
-        ("header", [], "has no models"),
-        ("duplicate", [], "ids must be unique; duplicated: 1"),
-        ("binary", [], "cannot parse population file"),
-        ("absent", [], "No such file or directory"),
-        ("good", ["--duration", "0"], "duration must be a positive number of ms, got 0.0"),
-        ("good", ["--duration", "-100"], "duration must be a positive number of ms"),
-        ("good", ["--duration", "nan"], "duration must be a positive number of ms"),
-        ("good", ["--dt", "0"], "dt must be a positive number of ms, got 0.0"),
-        ("good", ["--dt", "-0.01"], "dt must be a positive number of ms"),
-        ("good", ["--dt", "0.5"], "dt = 0.5 ms is too large"),
-        ("good", ["--transient", "500"], "transient must be in [0, duration)"),
-        ("good", ["--noise", "-1"], "--noise must be a standard deviation ≥ 0"),
-        ("good", ["--chunk-size", "0"], "argument --chunk-size: must be a positive whole number"),
-        ("good", ["--out", "spikes.txt"], "unsupported table file type '.txt'"),
-        ("good", ["--out", "nowhere/spikes.csv"], "the directory"),
-        ("good", ["--out", "pop.csv"], "would overwrite the --conductances file"),
-        ("good", ["--traces", "v.csv"], "name the file *.npz"),
-        ("good", ["--traces", "v.npz", "--duration", "6000000"], "voltage samples in memory"),
-        ("good", ["--scheduler", "nonsense"], "cannot connect to the Dask scheduler at 'nonsense'"),
-        ("good", ["--format", "wide"], "argument --format: invalid choice"),
-    ],
-)
-def test_bad_input_exits_2_with_a_message_and_no_output(tmp_path, capsys, population, extra, message):
+def _refused(tmp_path, capsys, population: str | None, extra=()):
+    """Run ``simulate`` on a population file holding ``population`` (None: no file) with the options
+    ``extra``; check it exits 2 with one error line and writes nothing; return stderr."""
     pop = tmp_path / "pop.csv"
-    if population == "good":
-        pop.write_text("id,g_Na,g_K,g_leak\n1,120,36,0.3\n")
-    elif population != "absent":
-        pop.write_bytes(POPULATIONS[population].encode("utf-8", "surrogateescape"))
+    if population is not None:
+        pop.write_bytes(population.encode("utf-8", "surrogateescape"))
     before = _names(tmp_path)
     args = ["simulate", "--model", "hh", "--conductances", str(pop), "--duration", "100",
             "--out", str(tmp_path / "spikes.csv"), "--no-progress"]
@@ -203,9 +161,57 @@ def test_bad_input_exits_2_with_a_message_and_no_output(tmp_path, capsys, popula
             args += [flag, value]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert message in err
     assert err.strip().splitlines()[-1].startswith("neuromech: error: ")
     assert _names(tmp_path) == before  # no output file, no work directory, no temporary file
+    return err
+
+
+@pytest.mark.parametrize(
+    "population, message",
+    [
+        pytest.param("id,g_Na,g_K,g_leak\n1,120,36,0.3\n2,120,,0.3\n",
+                     "g_K is missing (NaN) for model id 2 at row 2 (line 3)", id="nan"),
+        pytest.param("id,g_Na,g_K,g_leak\n1,120,-36,0.3\n",
+                     "g_K is -36 for model id 1 at row 1 (line 2); conductances must be finite numbers ≥ 0",
+                     id="negative"),
+        pytest.param("id,g_Na,g_K,g_leak\n1,120,abc,0.3\n", "g_K is 'abc' for model id 1", id="text"),
+        pytest.param("id,g_Na,g_K\n1,120,36\n", "needs exactly the conductances g_Na, g_K, g_leak; missing: g_leak",
+                     id="missing"),
+        pytest.param("id,g_Na,g_K,g_leak,g_CaT\n1,120,36,0.3,1\n", "unknown: g_CaT", id="extra"),
+        pytest.param("", "is empty", id="empty"),
+        pytest.param("id,g_Na,g_K,g_leak\n", "has no models", id="header"),
+        pytest.param("id,g_Na,g_K,g_leak\n1,120,36,0.3\n1,100,30,0.3\n", "ids must be unique; duplicated: 1",
+                     id="duplicate"),
+        pytest.param("\udcff\udcfe\x00", "cannot parse population file", id="binary"),
+        pytest.param(None, "No such file or directory", id="absent"),
+    ],
+)
+def test_bad_population_file_exits_2_with_a_message_and_no_output(tmp_path, capsys, population, message):
+    assert message in _refused(tmp_path, capsys, population)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "xyz"], "argument --model: invalid choice: 'xyz'"),
+        # Not positive, or not a number: the message names the value as read.
+        *[([f"--{name}", value], f"{name} must be a positive number of ms, got {float(value)!r}")
+          for name, values in (("duration", ("0", "-100", "nan")), ("dt", ("0", "-0.01"))) for value in values],
+        (["--dt", "0.5"], "dt = 0.5 ms is too large"),
+        (["--transient", "500"], "transient must be in [0, duration)"),
+        (["--noise", "-1"], "--noise must be a standard deviation ≥ 0"),
+        (["--chunk-size", "0"], "argument --chunk-size: must be a positive whole number"),
+        (["--out", "spikes.txt"], "unsupported table file type '.txt'"),
+        (["--out", "nowhere/spikes.csv"], "the directory"),
+        (["--out", "pop.csv"], "would overwrite the --conductances file"),
+        (["--traces", "v.csv"], "name the file *.npz"),
+        (["--traces", "v.npz", "--duration", "6000000"], "voltage samples in memory"),
+        (["--scheduler", "nonsense"], "cannot connect to the Dask scheduler at 'nonsense'"),
+        (["--format", "wide"], "argument --format: invalid choice"),
+    ],
+)
+def test_bad_option_exits_2_with_a_message_and_no_output(tmp_path, capsys, extra, message):
+    assert message in _refused(tmp_path, capsys, GOOD_POPULATION, extra)
 
 
 def test_console_script_exit_status(tmp_path):
