@@ -43,7 +43,7 @@ TRUTH_MAP = {
 WARMUP = 1000.0  # ms
 SETUP = {
     # drive: OU mean, std (µA/cm²), correlation time (ms); fluctuation-driven firing.
-    "hh": dict(drive=(0.0, 4.0, 5.0), noise=0.2, preset="neuron", epochs=30, shots=0),
+    "hh": dict(drive=(0.0, 4.0, 5.0), noise=0.2, preset="neuron", epochs=50, shots=0),
     "stg": dict(drive=(0.0, 0.15, 20.0), noise=0.2, preset="stg", epochs=30, shots=0),
 }
 

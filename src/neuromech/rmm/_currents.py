@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._params import FIXED, FREE, POSITIVE, default_spec
+from ._params import FIXED, FREE, POSITIVE, SCALE, default_spec
 
 
 class MLP(eqx.Module):
@@ -66,7 +66,7 @@ class Leak(eqx.Module):
         return self.g * (v - self.E)
 
     def spec(self):
-        return Leak(POSITIVE, FREE)
+        return Leak(SCALE, FREE)
 
     def penalty(self):
         return 0.0
@@ -142,7 +142,7 @@ class ConductanceCurrent(eqx.Module):
 
     def spec(self):
         return ConductanceCurrent(
-            POSITIVE, FIXED if self.E_prior_std == 0 else FREE,
+            SCALE, FIXED if self.E_prior_std == 0 else FREE,
             None if self.activation is None else self.activation.spec(),
             None if self.inactivation is None else self.inactivation.spec(), FIXED, self.E_prior_std,
         )

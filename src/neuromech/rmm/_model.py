@@ -20,7 +20,7 @@ import numpy as np
 
 from ._currents import weights_l2
 from ._filters import FilterBank, filter_step, rest_state
-from ._params import FIXED, FREE, POSITIVE
+from ._params import FIXED, FREE, SCALE
 
 
 class DivergenceError(FloatingPointError):
@@ -81,7 +81,7 @@ class RMM(eqx.Module):
     def spec(self):
         """The parameter spec: bank fixed, capacitance positive, holding free, each current's own."""
         return RMM(jax.tree.map(lambda _: FIXED, self.bank),
-                   tuple(c.spec() for c in self.currents), POSITIVE if self.learn_capacitance else FIXED, FREE,
+                   tuple(c.spec() for c in self.currents), SCALE if self.learn_capacitance else FIXED, FREE,
                    self.names, self.v_bounds, self.learn_capacitance)
 
     def penalty(self, weight_decay: float = 0.0):

@@ -2,7 +2,7 @@
 
 The model holds the *constrained* values (a conductance ≥ 0, a capacitance > 0); a spec tree of the
 same structure holds, for each array, a transform: :data:`FREE` (trained as is), :data:`POSITIVE`
-(trained through softplus) or :data:`FIXED` (not trained). Fitting works on the unconstrained list
+(trained through softplus), :data:`SCALE` (trained in log space) or :data:`FIXED` (not trained). Fitting works on the unconstrained list
 ``unconstrain(model, spec)`` and maps back with ``constrain`` (the dynamax pattern, STYLE.md §5).
 """
 
@@ -22,16 +22,26 @@ class Transform:
     name: str
 
     def forward(self, u):
-        return jax.nn.softplus(u) if self.name == "positive" else u
+        if self.name == "positive":
+            return jax.nn.softplus(u)
+        if self.name == "scale":
+            return jnp.exp(u)
+        return u
 
     def inverse(self, x):
         if self.name == "positive":
             x = jnp.maximum(x, 1e-12)
             return x + jnp.log(-jnp.expm1(-x))  # softplus⁻¹, stable for large x
+        if self.name == "scale":
+            return jnp.log(jnp.maximum(x, 1e-30))
         return x
 
 
-FREE, POSITIVE, FIXED = Transform("free"), Transform("positive"), Transform("fixed")
+# POSITIVE (softplus) keeps network weights ≥ 0 with an almost linear response away from 0;
+# SCALE (exp) trains conductances and capacitances in log space, so that a step of the optimiser
+# changes them by a factor: they span orders of magnitude across cells (0.01 to 10⁴ µS), which a
+# linear parametrisation would cross only in thousands of steps.
+FREE, POSITIVE, SCALE, FIXED = Transform("free"), Transform("positive"), Transform("scale"), Transform("fixed")
 
 
 def _is_transform(x) -> bool:
