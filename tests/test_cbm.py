@@ -19,6 +19,7 @@ from neuromech.cbm import (
     simulate_reference,
     stg,
 )
+from neuromech.cbm._model import check_conductances
 
 FIXTURE = [8228.904834, 88.877566, 3.970819, 54.642893, 164.678951, 472.321169, 0.610392, 0.012287]
 HH = [120.0, 36.0, 0.3]
@@ -207,6 +208,32 @@ def test_bad_settings(kwargs, match):
 def test_bad_conductances(g, match):
     with pytest.raises(ValueError, match=match):
         simulate(hh(), g, duration=10.0)
+
+
+@pytest.mark.parametrize("run", [simulate, simulate_reference])
+@pytest.mark.parametrize(
+    "g,kwargs,match",
+    [
+        (HH, dict(duration=-1.0), "duration"),
+        (HH, dict(duration=10.0, transient=20.0), "transient"),
+        ([120.0, -36.0, 0.3], dict(duration=10.0), "≥ 0"),
+        ({"g_Na": 120.0, "g_K": 36.0}, dict(duration=10.0), "missing: g_leak"),
+    ],
+)
+def test_both_solvers_check_arguments_alike(run, g, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run(hh(), g, **kwargs)
+
+
+def test_allow_negative_keeps_the_other_checks():
+    # The DIC code evaluates intermediate compensation results, which may be negative.
+    assert hh().conductances(g_Na=-1.0, g_K=36.0, g_leak=0.3, allow_negative=True).tolist() == [-1.0, 36.0, 0.3]
+    with pytest.raises(ValueError, match="≥ 0"):
+        hh().conductances(g_Na=-1.0, g_K=36.0, g_leak=0.3)
+    with pytest.raises(ValueError, match="finite"):
+        check_conductances(hh(), [np.nan, 36.0, 0.3], allow_negative=True)
+    with pytest.raises(ValueError, match="shape"):
+        check_conductances(hh(), [-1.0, 36.0], allow_negative=True)
 
 
 def test_named_conductances_and_unknown_model():

@@ -459,6 +459,16 @@ def test_dics_of_a_population_table(stg_model):
         dics(stg_model, frame.rename(columns={"g_Na": "g_NA"}))
 
 
+def test_metadata_columns_are_ignored_by_dics_and_the_simulator(stg_model):
+    # One set of metadata columns (cbm METADATA_COLUMNS, plus target_*) for both readers of tables.
+    frame = pd.DataFrame([FIXTURE], columns=stg_model.conductance_names).assign(
+        id=7, ID=7, member=0, v=-51.0, v_th=-51.0, target_g_s=-8.0, residual=0.0, compensated="g_Na"
+    )
+    np.testing.assert_array_equal(stg_model.conductances(frame), [FIXTURE])
+    # The same single row goes through the same compiled program: identical numbers.
+    np.testing.assert_array_equal(dics(stg_model, frame).as_array(), dics(stg_model, FIXTURE[None]).as_array())
+
+
 def test_compensate_table_input(stg_model):
     # A table with the compensated columns missing, or NaN as in the published code.
     fixed = {"g_Kd": [100.0, 90.0], "g_CaT": [5.0, 4.0], "g_CaS": [14.0, 12.0], "g_KCa": [160.0, 150.0],
