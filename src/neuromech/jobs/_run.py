@@ -37,6 +37,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from ..cbm import ConductanceBasedModel, Stimulus, simulate
+from ..cbm._simulate import _check_times  # checked before the work directory exists
 from ..io import SpikeWriter, atomic_path, table_kind, write_traces
 from ..io._atomic import check_writable
 from ..io._tables import check_unique, normalise_ids
@@ -348,20 +349,6 @@ def _positive_int(value, name) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive whole number of models, got {value!r}")
     return int(value)
-
-
-def _check_times(duration, transient, dt, dt_out):
-    # simulate() checks these too (and the largest stable dt); checking here first means a bad job
-    # fails before its work directory exists.
-    for name, value in (("duration", duration), ("dt", dt), ("dt_out", dt_out)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
-            math.isfinite(value) and value > 0
-        ):
-            raise ValueError(f"{name} must be a positive number of ms, got {value!r}")
-    if isinstance(transient, bool) or not isinstance(transient, (int, float, np.number)) or not (
-        0 <= transient < duration
-    ):
-        raise ValueError(f"transient must be in [0, duration) = [0, {duration}) ms, got {transient!r}")
 
 
 def _prepare_workdir(work: Path, out: Path, job: str, settings: dict, n_chunks: int, restart: bool) -> bool:
