@@ -14,3 +14,4 @@ from ._patterns import isi_cv as isi_cv
 from ._spikes import detect_spikes as detect_spikes
 from ._trains import check_train as check_train
 from ._trains import looks_like_seconds as looks_like_seconds
+from ._patterns import FEATURES as FEATURES

@@ -68,6 +68,11 @@ class SpikeFeatures:
     n_bursts: int = 0
 
 
+
+# The numeric features of a train, in the order tables and networks use them.
+FEATURES = ("spiking_frequency", "cv_isi", "intraburst_frequency", "interburst_frequency",
+            "burst_duration", "spikes_per_burst")
+
 def _check_spike_times(spike_times: ArrayLike) -> np.ndarray:
     """The spike times (ms) as a float array, after checking they are 1-D, finite, sorted."""
     s = np.asarray(spike_times, dtype=float)

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FEATURES = ("spiking_frequency", "cv_isi", "intraburst_frequency", "interburst_frequency",
-            "burst_duration", "spikes_per_burst")
+from ..analysis import FEATURES
+
 CLASSES = ("tonic", "bursting")
 N_TOKEN = 3
 N_STATS = 8

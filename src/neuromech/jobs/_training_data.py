@@ -20,22 +20,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ..analysis import firing_features
+from ..analysis import FEATURES, firing_features
 from ..cbm import ConductanceBasedModel, Noise, get_model, simulate
-from ..dics import UnreachableTargetError, generate_population
+from ..dics import PROTOCOLS, UnreachableTargetError, generate_population
 from ..io import atomic_path
 from ._dask import dask_map
 from ._manifest import describe_differences, job_digest, read_manifest, tree_digest, write_manifest
 from ._run import JobMismatchError, _exclusive
 
-# The published protocol (SCIENCE.md §1.4) and target ranges (§3), per model.
-PROTOCOLS = {
-    "stg": dict(duration=6000.0, transient=3000.0, g_s_range=(-20.0, 20.0), g_u_range=(0.0, 20.0)),
-    "da": dict(duration=12000.0, transient=3000.0, g_s_range=(-10.0, 15.0), g_u_range=(0.0, 20.0)),
+# The published simulation protocol (SCIENCE.md §1.4) and training target ranges (§3), per model.
+DEFAULTS = {
+    name: dict(duration=PROTOCOLS[name][0], transient=PROTOCOLS[name][1], g_s_range=g_s, g_u_range=(0.0, 20.0))
+    for name, g_s in (("stg", (-20.0, 20.0)), ("da", (-10.0, 15.0)))
 }
 
-FEATURES = ("spiking_frequency", "cv_isi", "intraburst_frequency", "interburst_frequency",
-            "burst_duration", "spikes_per_burst")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +65,9 @@ class TrainingDataSettings:
     seed: int = 0
 
     def __post_init__(self):
-        if self.model not in PROTOCOLS:
-            raise ValueError(f"model must be one of {sorted(PROTOCOLS)}; got {self.model!r}")
-        defaults = PROTOCOLS[self.model]
+        if self.model not in DEFAULTS:
+            raise ValueError(f"model must be one of {sorted(DEFAULTS)}; got {self.model!r}")
+        defaults = DEFAULTS[self.model]
         for name in ("duration", "transient", "g_s_range", "g_u_range"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[name])
