@@ -13,9 +13,31 @@ Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
   :func:`gate_curves`.
 - Settings: :class:`RMMConfig` and its parts, :func:`config_from_dict`; files: :func:`save_model`,
   :func:`load_model`. Plots: :func:`plot_prediction`, :func:`plot_iv`, :func:`plot_gates`.
+- Circuits: :class:`Circuit` (neurons, exogenous voltages, :class:`Synapse`, :class:`Gap`),
+  :class:`CircuitSettings`, :func:`init_circuit`, :func:`circuit_step`, :func:`simulate_circuit`,
+  :func:`fit_circuit` (teacher forcing, multiple shooting, generalised teacher forcing),
+  :func:`circuit_readout`; data: :class:`CircuitRecording`, :func:`synthetic_circuit`.
+- Online use: :func:`online` (causal streaming ``step``, RLS read-out), :func:`rls_update`, :func:`replay`.
 """
 
+from ..recordings._circuit import CircuitRecording as CircuitRecording
+from ..recordings._synthetic_circuit import GradedSynapse as GradedSynapse
+from ..recordings._synthetic_circuit import synthetic_circuit as synthetic_circuit
 from ._build import TrainingData as TrainingData
+from ._circuit import Circuit as Circuit
+from ._circuit import Gap as Gap
+from ._circuit import Synapse as Synapse
+from ._circuit import circuit_state as circuit_state
+from ._circuit import circuit_step as circuit_step
+from ._circuit import simulate_circuit as simulate_circuit
+from ._circuit_build import CircuitSettings as CircuitSettings
+from ._circuit_build import GapSettings as GapSettings
+from ._circuit_build import SynapseSettings as SynapseSettings
+from ._circuit_build import init_circuit as init_circuit
+from ._circuit_fit import CircuitTrainingSettings as CircuitTrainingSettings
+from ._circuit_fit import circuit_readout as circuit_readout
+from ._circuit_fit import circuit_teacher_forcing_loss as circuit_teacher_forcing_loss
+from ._circuit_fit import fit_circuit as fit_circuit
 from ._build import init_rmm as init_rmm
 from ._build import teacher_forcing_data as teacher_forcing_data
 from ._currents import ConductanceCurrent as ConductanceCurrent

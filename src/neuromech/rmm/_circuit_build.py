@@ -1,0 +1,175 @@
+"""Circuit settings (frozen, checked at construction) and building an untrained circuit from data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._build import init_rmm
+from ._circuit import Circuit, Gap, Synapse
+from ._currents import ConductanceCurrent, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
+from ._filters import filter_bank, filter_signal, geometric_taus
+from ._settings import FilterSettings, ModelSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class SynapseSettings:
+    """A chemical synapse ``pre → post``.
+
+    Attributes:
+        pre: presynaptic channel (a modelled neuron or an exogenous voltage); post: modelled neuron.
+        kind: ``"conductance"`` (g · s(x_pre) · (v_post − E)) or ``"lumped"`` (MLP of v_post, x_pre).
+        filters: the presynaptic filter bank (ms).
+        hidden: hidden layers of the gate (or lumped) network.
+        reversal: E_syn (mV), prior mean; reversal_std: prior std (mV), 0 keeps it fixed.
+    """
+
+    pre: str
+    post: str
+    kind: str = "conductance"
+    filters: FilterSettings = FilterSettings(tau_min=1.0, tau_max=500.0, n=12)
+    hidden: tuple[int, ...] = (8,)
+    reversal: float = -80.0
+    reversal_std: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in ("conductance", "lumped"):
+            raise ValueError(f"synapse {self.pre}->{self.post}: kind must be 'conductance' or 'lumped', got {self.kind!r}")
+        if self.pre == self.post:
+            raise ValueError(f"synapse {self.pre}->{self.post}: a neuron's own voltage acts through its intrinsic "
+                             "currents, not through a synapse onto itself")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def name(self) -> str:
+        return f"syn {self.pre}->{self.post}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GapSettings:
+    """An electrical synapse between modelled neurons ``a`` and ``b``."""
+
+    a: str
+    b: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CircuitSettings:
+    """A circuit: modelled neurons (sharing ``model`` settings), exogenous voltages, connections.
+
+    Raises:
+        ValueError: for repeated names, a synapse naming an unknown neuron or channel, a synapse
+            onto an exogenous voltage, a repeated synapse, or a gap junction touching an exogenous
+            or unknown neuron — each naming the offender and listing what exists.
+
+    Example:
+        >>> s = CircuitSettings(("B",), exogenous=("A",), synapses=(SynapseSettings("A", "B"),))
+        >>> s.channels
+        ('B', 'A')
+    """
+
+    neurons: tuple[str, ...]
+    exogenous: tuple[str, ...] = ()
+    model: ModelSettings = ModelSettings()
+    synapses: tuple[SynapseSettings, ...] = ()
+    gaps: tuple[GapSettings, ...] = ()
+
+    def __post_init__(self):
+        neurons, exo = tuple(self.neurons), tuple(self.exogenous)
+        object.__setattr__(self, "neurons", neurons)
+        object.__setattr__(self, "exogenous", exo)
+        if not neurons:
+            raise ValueError("a circuit needs at least one modelled neuron")
+        names = neurons + exo
+        if len(set(names)) != len(names):
+            raise ValueError(f"neuron and exogenous names must be distinct, got {list(names)}")
+        seen = set()
+        for s in self.synapses:
+            if s.pre not in names:
+                raise ValueError(f"{s.name}: unknown presynaptic neuron {s.pre!r}; the channels are {list(names)}")
+            if s.post in exo:
+                raise ValueError(f"{s.name}: {s.post!r} is an exogenous (recorded-only) voltage; a synapse must end "
+                                 f"on a modelled neuron {list(neurons)} — model {s.post!r} to give it inputs")
+            if s.post not in neurons:
+                raise ValueError(f"{s.name}: unknown postsynaptic neuron {s.post!r}; modelled neurons are {list(neurons)}")
+            if s.name in seen:
+                raise ValueError(f"{s.name} is listed twice; a pair of neurons has at most one chemical synapse each way")
+            seen.add(s.name)
+        for g in self.gaps:
+            for end in (g.a, g.b):
+                if end not in neurons:
+                    raise ValueError(f"gap junction {g.a}-{g.b}: {end!r} is not a modelled neuron {list(neurons)}")
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.neurons + self.exogenous
+
+
+def check_channels(settings_or_circuit, data) -> None:
+    """Raise ``ValueError`` unless the recording ``data`` holds every channel the circuit names."""
+    from ..recordings._circuit import CircuitRecording
+
+    recs = [data] if isinstance(data, CircuitRecording) else list(data)
+    for rec in recs:
+        if not isinstance(rec, CircuitRecording):
+            raise ValueError(f"circuits train and run on CircuitRecording data, got {type(rec).__name__}")
+        missing = [c for c in settings_or_circuit.channels if c not in rec.names]
+        if missing:
+            raise ValueError(f"the circuit needs channel(s) {missing}, but the recording has {list(rec.names)}; "
+                             "rename the channels or the neurons so they match")
+
+
+def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndarray, v_post: np.ndarray,
+             scale: float, key) -> Synapse:
+    fs = ss.filters
+    bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), dt, fs.kind)
+    x = np.concatenate([filter_signal(bank, v) for v in v_pre])
+    idx = tuple(range(bank.size))
+    dtype = jnp.asarray(1.0).dtype
+    if ss.kind == "lumped":
+        z = np.column_stack([np.concatenate(v_post), x])
+        net = init_mlp(key, (bank.size + 1, *ss.hidden, 1))
+        return Synapse(bank, LumpedCurrent(net, fit_scaler(z), jnp.asarray(scale, dtype), idx), pre, post,
+                       ss.name)
+    gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0)
+    drive = max(abs(float(np.mean(v_post)) - ss.reversal), 10.0)
+    current = ConductanceCurrent(jnp.full(1, scale / drive, dtype), jnp.full(1, ss.reversal, dtype), gate, None,
+                                 jnp.full(1, ss.reversal, dtype), float(ss.reversal_std))
+    return Synapse(bank, current, pre, post, ss.name)
+
+
+def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
+    """An untrained circuit RMM for the training data ``train`` (a CircuitRecording or a list).
+
+    Each modelled neuron is initialised by :func:`init_rmm` on its own channel; synapses start at
+    a current a tenth of the postsynaptic capacitive current's size, with gate input scalings from
+    the presynaptic filter states; gap junctions at 1 % of the neuron's capacitance per ms.
+
+    Raises:
+        ValueError: for data missing a channel the settings name (see :func:`check_channels`).
+    """
+    from ..recordings._circuit import CircuitRecording
+
+    recs = [train] if isinstance(train, CircuitRecording) else list(train)
+    check_channels(settings, recs)
+    key = jax.random.PRNGKey(seed)
+    neurons = tuple(init_rmm([r[n] for r in recs], settings.model, key=jax.random.fold_in(key, k))
+                    for k, n in enumerate(settings.neurons))
+    dt = neurons[0].dt
+    channels = settings.channels
+    synapses = []
+    for k, ss in enumerate(settings.synapses):
+        post = settings.neurons.index(ss.post)
+        v_pre = [v for r in recs for v in r[ss.pre].voltage]
+        v_post = [v for r in recs for v in r[ss.post].voltage]
+        dvdt = np.concatenate([np.diff(v) for v in v_post]) / dt
+        scale = 0.1 * float(neurons[post].capacitance) * float(np.std(dvdt))
+        synapses.append(_synapse(ss, channels.index(ss.pre), post, dt, v_pre, v_post, scale,
+                                 jax.random.fold_in(key, 1000 + k)))
+    dtype = jnp.asarray(1.0).dtype
+    gaps = tuple(Gap(jnp.asarray(0.01 * float(neurons[settings.neurons.index(g.a)].capacitance), dtype),
+                     settings.neurons.index(g.a), settings.neurons.index(g.b)) for g in settings.gaps)
+    return Circuit(neurons, tuple(synapses), gaps, settings.neurons, settings.exogenous)
