@@ -160,7 +160,8 @@ def test_hco_integrator_matches_solve_ivp():
         s0 = np.array([0.5, 0.0])
         T, dt_out = 600, 0.1
         i_inj = np.vstack([np.full(T, 0.2), np.full(T, -0.1)])  # constant: no interpolation error
-        v, _, _, _ = simulate_circuit(model, g, syns, ("A", "B"), i_inj, y0=y0, s0=s0)
+        runs = {dt: simulate_circuit(model, g, syns, ("A", "B"), i_inj, y0=y0, s0=s0, dt=dt)[0]
+                for dt in (0.025, 0.0125)}
         syn = _syn_arrays(syns, ("A", "B"))
         ns = y0.shape[1]
         rhs = jax.jit(lambda y: jnp.concatenate([a.ravel() for a in circuit_derivatives(
@@ -172,9 +173,17 @@ def test_hco_integrator_matches_solve_ivp():
         ref = sol.y[[0, ns]]
     assert sol.success
     assert (ref[0] > 0).any() and (ref[1].max() - ref[1].min()) > 5.0  # A spikes, B is moved
-    # Error budget: the cell step is second order at 0.025 ms (≈0.1 mV away from spikes in the STG
-    # accuracy tests); the explicit synaptic coupling adds a first-order error dt·g_syn/C ≈ 1 %
-    # of the synaptic drive. Spikes amplify timing errors, so compare RMS voltage (mV).
-    err = np.sqrt(np.mean((v - ref) ** 2, axis=1))
-    print("RMS error (mV)", err)
-    assert np.all(err < 1.0), err
+    # Spikes turn tiny timing differences into tens of mV, so compare spike times, and check that
+    # the error shrinks with the step (the cell step is second order, the explicit coupling first
+    # order: halving dt must at least halve the error; measured ×2.6).
+    from neuromech.analysis import detect_spikes
+
+    t = np.arange(T) * dt_out
+    v = runs[0.025]
+    for c in range(2):
+        ref_sp = detect_spikes(t, ref[c], threshold=0.0, rearm=-30.0)
+        sp = detect_spikes(t, v[c], threshold=0.0, rearm=-30.0)
+        assert len(sp) == len(ref_sp) > 0
+        assert np.max(np.abs(sp - ref_sp)) < 0.3, (sp, ref_sp)  # ms; measured ≤ 0.1 ms
+    err = {dt: np.sqrt(np.mean((x - ref) ** 2)) for dt, x in runs.items()}
+    assert err[0.0125] < err[0.025] / 2, err

@@ -73,6 +73,13 @@ from ._model import membrane_currents as membrane_currents
 from ._model import rmm_step as rmm_step
 from ._model import simulate as simulate
 from ._model import teacher_forced as teacher_forced
+from ._online import OnlineState as OnlineState
+from ._online import Streamer as Streamer
+from ._online import as_circuit as as_circuit
+from ._online import online as online
+from ._online import plot_replay as plot_replay
+from ._online import replay as replay
+from ._online import rls_update as rls_update
 from ._params import constrain as constrain
 from ._params import unconstrain as unconstrain
 from ._plots import plot_gates as plot_gates

@@ -1,0 +1,328 @@
+"""Online use of a trained RMM or circuit: a causal, jit-compiled step per sample, recursive least
+squares on the linear read-out, and a replay tool.
+
+A trained RMM is causal and small, so it can run beside an experiment (SCIENCE.md §5; Burghi et
+al., PNAS 122(32) e2426916122, 2025; Burghi, Schapiro et al., Front. Comput. Neurosci. 19:1515194,
+2025). Every current is linear in one parameter (a conductance ``g``, a lumped current's output
+scale, the holding current), so each neuron's membrane equation reads::
+
+    C (v[k+1] − v[k]) / dt − I_app[k] + I_gap[k] = θ · ψ(v[k], x[k])          (ψ: unit currents)
+
+and θ can be adapted by recursive least squares (RLS) with forgetting while data stream in; the
+nonlinear parts (gates, filter banks) stay as trained.
+
+Modes:
+- ``"observer"``: banks and currents are driven by the *measured* voltages (teacher forcing); the
+  step returns the one-step-ahead prediction and reads out every current; RLS may run.
+- ``"closed-loop"``: the modelled neurons run on their own voltage, driven by the applied current
+  and the measured exogenous voltages: a model neuron or a virtual synapse for dynamic clamp (the
+  returned synaptic currents are what to inject).
+
+A sample with a NaN (a dropped or missing sample) is never absorbed: the step holds the last
+valid exogenous voltage, lets the model fill in for the measured voltage, skips the RLS update,
+and flags the sample in the state (``flagged``, ``n_flagged``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._circuit import Circuit, circuit_state, gap_currents
+from ._currents import ConductanceCurrent, Leak, LumpedCurrent
+from ._filters import filter_step
+from ._model import RMM
+
+MODES = ("observer", "closed-loop")
+
+
+def rls_update(theta, P, psi, y, forgetting: float = 1.0):
+    """One recursive-least-squares step with exponential forgetting λ = ``forgetting`` ∈ (0, 1].
+
+    ``k = P ψ / (λ + ψᵀ P ψ)``, ``θ ← θ + k (y − ψᵀ θ)``, ``P ← (P − k ψᵀ P) / λ`` (symmetrised).
+    Started from ``θ₀`` and ``P₀ = I/δ`` with λ = 1, after N samples θ is exactly the ridge
+    solution ``(ΨᵀΨ + δI)⁻¹ (Ψᵀy + δθ₀)``: least squares as δ → 0.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> th, P = jnp.zeros(1), jnp.eye(1) * 1e6
+        >>> for x in (1.0, 2.0, 3.0):
+        ...     th, P = rls_update(th, P, jnp.array([x]), 2.0 * x)
+        >>> round(float(th[0]), 4)
+        2.0
+    """
+    Pp = P @ psi
+    k = Pp / (forgetting + psi @ Pp)
+    theta = theta + k * (y - psi @ theta)
+    P = (P - jnp.outer(k, Pp)) / forgetting
+    return theta, 0.5 * (P + P.T)
+
+
+def _linear(current):
+    """(accessor of the linear parameter, its values as 1-D)."""
+    if isinstance(current, (Leak, ConductanceCurrent)):
+        return (lambda c: c.g), jnp.atleast_1d(current.g)
+    if isinstance(current, LumpedCurrent):
+        return (lambda c: c.out_scale), jnp.atleast_1d(current.out_scale)
+    raise TypeError(f"online read-out needs Leak, ConductanceCurrent or LumpedCurrent, got {type(current).__name__}")
+
+
+def _unit(current, v, x):
+    """(units,) currents per unit of the linear parameter (nA per µS, or per unit scale)."""
+    if isinstance(current, ConductanceCurrent):
+        return eqx.tree_at(lambda c: c.g, current, jnp.ones_like(current.g)).conductance(v, x) * (v - current.E)
+    where, value = _linear(current)
+    one = jnp.ones_like(where(current))
+    return jnp.atleast_1d(eqx.tree_at(where, current, one)(v, x))
+
+
+def as_circuit(model) -> Circuit:
+    """A single-neuron :class:`RMM` as a one-neuron circuit (a circuit is returned unchanged)."""
+    if isinstance(model, Circuit):
+        return model
+    if isinstance(model, RMM):
+        return Circuit((model,), (), (), ("neuron",))
+    raise ValueError(f"expected an RMM or a Circuit, got {type(model).__name__}")
+
+
+class OnlineState(NamedTuple):
+    """The streaming state (arrays only, so the jit call stays cheap).
+
+    v: (n,) model voltage (closed loop) / last prediction; xs, ss: filter states; theta, P: per
+    neuron read-out parameters and RLS covariance; psi_prev, base_prev, v_prev: last sample's
+    regressor, applied-minus-gap current and voltage (for the RLS target); v_last: (C,) last valid
+    measured voltages; prev_valid; flagged: this sample had NaN input; n_flagged: count so far;
+    k: samples seen.
+    """
+
+    v: jnp.ndarray
+    xs: tuple
+    ss: tuple
+    theta: tuple
+    P: tuple
+    psi_prev: tuple
+    base_prev: jnp.ndarray
+    v_prev: jnp.ndarray
+    v_last: jnp.ndarray
+    prev_valid: jnp.ndarray
+    flagged: jnp.ndarray
+    n_flagged: jnp.ndarray
+    k: jnp.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Streamer:
+    """A compiled streaming interface (see :func:`online`).
+
+    Attributes:
+        init: ``init(v0) -> OnlineState``, ``v0`` (n_channels,) mV (a scalar for one neuron).
+        step: ``step(state, v_measured, i_applied) -> (state, prediction, currents)``, one sample:
+            ``v_measured`` (n_channels,) mV, ``i_applied`` (n_neurons,) nA; ``prediction`` (n,) the
+            voltage at the next sample (mV); ``currents`` the read-out currents (nA) named by
+            ``current_names``.
+        circuit, mode, forgetting; current_names; parameter_names: per neuron, the θ entries.
+    """
+
+    init: Callable
+    step: Callable
+    circuit: Circuit
+    mode: str
+    forgetting: float | None
+    current_names: tuple
+    parameter_names: tuple
+
+
+def online(model, *, mode: str = "observer", rls: bool = False, forgetting: float = 0.9999,
+           delta: float = 1e-2) -> Streamer:
+    """A causal streaming interface for an :class:`RMM` or a :class:`Circuit`.
+
+    Main arguments:
+        model: a trained RMM or circuit (an RMM is a one-neuron circuit named ``"neuron"``).
+        mode: ``"observer"`` (teacher-forced read-out from measured voltages) or ``"closed-loop"``
+            (the model runs on its own voltage: model neuron / virtual synapse).
+
+    Other arguments:
+        rls: adapt each neuron's linear read-out (holding current, conductances, synaptic
+            conductances, lumped scales) by recursive least squares; observer mode only.
+        forgetting: RLS forgetting factor λ per sample (memory ≈ dt / (1 − λ): 0.9999 at 10 kHz
+            remembers ≈ 1 s).
+        delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
+            worth of data (scaled to the neuron's C).
+
+    Returns:
+        A :class:`Streamer` whose ``step`` is jit-compiled (compiled on first call).
+
+    Raises:
+        ValueError: for an unknown mode, or RLS in closed-loop mode (there is no measured voltage
+            of the modelled neurons to regress on).
+
+    Example:
+        >>> s = online(model)                                         # doctest: +SKIP
+        >>> state = s.init(-60.0)                                      # doctest: +SKIP
+        >>> state, v_next, currents = s.step(state, -59.8, 0.1)       # doctest: +SKIP
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if rls and mode != "observer":
+        raise ValueError("RLS adapts the read-out against measured voltages: use mode='observer'")
+    if not 0 < forgetting <= 1:
+        raise ValueError(f"forgetting must be in (0, 1], got {forgetting}")
+    circuit = as_circuit(model)
+    n, C = len(circuit.names), len(circuit.channels)
+    dtype = circuit.neurons[0].bank.A.dtype
+    incoming = [[k for k, s in enumerate(circuit.synapses) if s.post == i] for i in range(n)]
+    theta0, pnames, groups, cnames = [], [], [], []
+    for i, m in enumerate(circuit.neurons):
+        vals, names, grp = [jnp.atleast_1d(m.holding)], ["holding"], [-1]
+        for j, (name, c) in enumerate(zip(m.names, m.currents)):
+            _, v = _linear(c)
+            vals.append(v)
+            names += [name] * v.size
+            grp += [j] * v.size
+            cnames.append(f"{circuit.names[i]}.{name}")
+        for q, k in enumerate(incoming[i]):
+            _, v = _linear(circuit.synapses[k].current)
+            vals.append(v)
+            names += [circuit.synapses[k].name] * v.size
+            grp += [len(m.currents) + q] * v.size
+        theta0.append(jnp.concatenate(vals).astype(dtype))
+        pnames.append(tuple(names))
+        groups.append(np.asarray(grp))
+    cnames += [s.name for s in circuit.synapses]
+    caps = [m.capacitance for m in circuit.neurons]
+    gamma = 1.0 if mode == "observer" else 0.0
+
+    def features(i, v_all, xs, ss):
+        m = circuit.neurons[i]
+        parts = [jnp.ones(1, dtype)] + [-_unit(c, v_all[i], xs[i]) for c in m.currents]
+        parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
+        return jnp.concatenate(parts)
+
+    def init(v0) -> OnlineState:
+        v0 = jnp.broadcast_to(jnp.asarray(v0, dtype), (C,))
+        v, xs, ss = circuit_state(circuit, v0)
+        P = tuple(jnp.eye(t.size, dtype=dtype) / (delta * caps[i] ** 2) for i, t in enumerate(theta0))
+        return OnlineState(v, xs, ss, tuple(theta0), P, tuple(jnp.zeros_like(t) for t in theta0),
+                           jnp.zeros(n, dtype), v, v0, jnp.asarray(False), jnp.asarray(False),
+                           jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+
+    def step(state: OnlineState, v_measured, i_applied):
+        vm = jnp.broadcast_to(jnp.asarray(v_measured, dtype), (C,))
+        ia = jnp.broadcast_to(jnp.asarray(i_applied, dtype), (n,))
+        valid = jnp.all(jnp.isfinite(vm)) & jnp.all(jnp.isfinite(ia))
+        v_last = jnp.where(valid, vm, state.v_last)
+        ia = jnp.where(valid, ia, 0.0)
+        own = gamma * v_last[:n] + (1 - gamma) * state.v if mode == "closed-loop" else jnp.where(valid, vm[:n], state.v)
+        v_all = jnp.concatenate([own, v_last[n:]])
+        theta, P = state.theta, state.P
+        if rls:
+            update = valid & state.prev_valid
+            new_t, new_P = [], []
+            for i in range(n):
+                y = caps[i] * (vm[i] - state.v_prev[i]) / circuit.dt - state.base_prev[i]
+                t2, P2 = rls_update(theta[i], P[i], state.psi_prev[i], y, forgetting)
+                new_t.append(jnp.where(update, t2, theta[i]))
+                new_P.append(jnp.where(update, P2, P[i]))
+            theta, P = tuple(new_t), tuple(new_P)
+        gaps = gap_currents(circuit, v_all)
+        psi = tuple(features(i, v_all, state.xs, state.ss) for i in range(n))
+        base = ia - gaps
+        dv = jnp.stack([(base[i] + theta[i] @ psi[i]) / caps[i] for i in range(n)])
+        pred = own + circuit.dt * dv
+        per = []
+        for i in range(n):
+            contrib = -theta[i] * psi[i]
+            per += [jnp.sum(jnp.where(groups[i] == j, contrib, 0.0)) for j in range(len(circuit.neurons[i].currents))]
+        syn = [None] * len(circuit.synapses)
+        for i in range(n):
+            for q, k in enumerate(incoming[i]):
+                syn[k] = jnp.sum(jnp.where(groups[i] == len(circuit.neurons[i].currents) + q, -theta[i] * psi[i], 0.0))
+        currents = jnp.stack(per + syn) if per or syn else jnp.zeros(0, dtype)
+        xs = tuple(filter_step(m.bank, x, v_all[i]) for i, (m, x) in enumerate(zip(circuit.neurons, state.xs)))
+        ss = tuple(filter_step(s.bank, x, v_all[s.pre]) for s, x in zip(circuit.synapses, state.ss))
+        new = OnlineState(pred, xs, ss, theta, P, psi, base, own, v_last, valid, ~valid,
+                          state.n_flagged + (~valid).astype(jnp.int32), state.k + 1)
+        return new, pred, currents
+
+    return Streamer(init, jax.jit(step), circuit, mode, forgetting if rls else None, tuple(cnames), tuple(pnames))
+
+
+def replay(streamer: Streamer, voltage, current, *, every: int = 100, timing: bool = True) -> dict:
+    """Stream a record through ``streamer.step`` one sample at a time, as a real-time loop would.
+
+    Args:
+        voltage: (n_channels, T) measured voltages (mV; NaN marks missing samples) — a (T,) array
+            for one neuron; current: (n_neurons, T) applied currents (nA) or (T,).
+        every: keep the read-out parameters θ every ``every`` samples.
+        timing: measure each step's wall time (the result is read back every sample, as a
+            real-time loop must).
+
+    Returns:
+        dict with ``prediction`` (n, T) (voltage predicted for the next sample), ``currents``
+        (n_currents, T), ``theta`` list per neuron of (T // every, p_i), ``theta_time`` (ms),
+        ``flagged`` (T,) bool, ``latency_us`` (T,) per-step wall time (µs; NaN if not timed).
+
+    Raises:
+        ValueError: when the arrays' rows do not match the circuit's channels and neurons.
+    """
+    c = streamer.circuit
+    n, C = len(c.names), len(c.channels)
+    v = np.atleast_2d(np.asarray(voltage, float))
+    i = np.atleast_2d(np.asarray(current, float))
+    if v.shape[0] != C or i.shape[0] != n or v.shape[1] != i.shape[1]:
+        raise ValueError(f"replay needs voltage ({C}, T) for channels {list(c.channels)} and current ({n}, T) for "
+                         f"neurons {list(c.names)}; got {v.shape} and {i.shape}")
+    T = v.shape[1]
+    first = v[:, 0] if np.all(np.isfinite(v[:, 0])) else np.nan_to_num(v[:, 0], nan=-60.0)
+    state = streamer.init(first)
+    state, p, cur = streamer.step(state, v[:, 0], i[:, 0])  # compile outside the timed loop
+    jax.block_until_ready(p)
+    state = streamer.init(first)
+    dtype = c.neurons[0].bank.A.dtype
+    vv, ii = np.asarray(v.T, dtype), np.asarray(i.T, dtype)
+    preds = np.empty((T, n))
+    curs = np.empty((T, len(streamer.current_names)))
+    flags = np.zeros(T, bool)
+    lat = np.full(T, np.nan)
+    thetas, ttime = [[] for _ in range(n)], []
+    step = streamer.step
+    for k in range(T):
+        t0 = time.perf_counter_ns()
+        state, p, cur = step(state, vv[k], ii[k])
+        p = np.asarray(p)  # the loop needs the value now: synchronises
+        if timing:
+            lat[k] = (time.perf_counter_ns() - t0) / 1e3
+        preds[k] = p
+        curs[k] = np.asarray(cur)
+        flags[k] = bool(state.flagged)
+        if k % every == every - 1:
+            ttime.append((k + 1) * c.dt)
+            for q in range(n):
+                thetas[q].append(np.asarray(state.theta[q]))
+    return {"prediction": preds.T, "currents": curs.T, "theta": [np.asarray(t) for t in thetas],
+            "theta_time": np.asarray(ttime), "flagged": flags, "latency_us": lat,
+            "current_names": streamer.current_names, "parameter_names": streamer.parameter_names}
+
+
+def plot_replay(result: dict, *, neuron: int = 0, ax=None):
+    """Figure: each read-out parameter θ of ``neuron`` over streamed time, relative to its start."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.5))
+    th = result["theta"][neuron]
+    t = result["theta_time"] / 1000.0
+    names = result["parameter_names"][neuron]
+    for j in range(th.shape[1]):
+        ref = th[0, j] if abs(th[0, j]) > 1e-12 else 1.0
+        ax.plot(t, th[:, j] / ref, lw=1, label=names[j])
+    ax.set_xlabel("streamed time (s)")
+    ax.set_ylabel("RLS estimate / first estimate")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
