@@ -196,7 +196,6 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         groups.append(np.asarray(grp))
     cnames += [s.name for s in circuit.synapses]
     caps = [m.capacitance for m in circuit.neurons]
-    gamma = 1.0 if mode == "observer" else 0.0
 
     def features(i, v_all, xs, ss):
         m = circuit.neurons[i]
@@ -215,10 +214,12 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
     def step(state: OnlineState, v_measured, i_applied):
         vm = jnp.broadcast_to(jnp.asarray(v_measured, dtype), (C,))
         ia = jnp.broadcast_to(jnp.asarray(i_applied, dtype), (n,))
-        valid = jnp.all(jnp.isfinite(vm)) & jnp.all(jnp.isfinite(ia))
-        v_last = jnp.where(valid, vm, state.v_last)
+        # Only the voltages this mode reads count: closed loop reads the exogenous channels alone.
+        used = vm if mode == "observer" else vm[n:]
+        valid = jnp.all(jnp.isfinite(used)) & jnp.all(jnp.isfinite(ia))
+        v_last = jnp.where(valid & jnp.isfinite(vm), vm, state.v_last)
         ia = jnp.where(valid, ia, 0.0)
-        own = gamma * v_last[:n] + (1 - gamma) * state.v if mode == "closed-loop" else jnp.where(valid, vm[:n], state.v)
+        own = state.v if mode == "closed-loop" else jnp.where(valid, vm[:n], state.v)
         v_all = jnp.concatenate([own, v_last[n:]])
         theta, P = state.theta, state.P
         if rls:
@@ -253,12 +254,13 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
     return Streamer(init, jax.jit(step), circuit, mode, forgetting if rls else None, tuple(cnames), tuple(pnames))
 
 
-def replay(streamer: Streamer, voltage, current, *, every: int = 100, timing: bool = True) -> dict:
+def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, timing: bool = True) -> dict:
     """Stream a record through ``streamer.step`` one sample at a time, as a real-time loop would.
 
     Args:
         voltage: (n_channels, T) measured voltages (mV; NaN marks missing samples) — a (T,) array
             for one neuron; current: (n_neurons, T) applied currents (nA) or (T,).
+        v0: (n_channels,) start voltages (mV); default the first measured sample.
         every: keep the read-out parameters θ every ``every`` samples.
         timing: measure each step's wall time (the result is read back every sample, as a
             real-time loop must).
@@ -279,7 +281,9 @@ def replay(streamer: Streamer, voltage, current, *, every: int = 100, timing: bo
         raise ValueError(f"replay needs voltage ({C}, T) for channels {list(c.channels)} and current ({n}, T) for "
                          f"neurons {list(c.names)}; got {v.shape} and {i.shape}")
     T = v.shape[1]
-    first = v[:, 0] if np.all(np.isfinite(v[:, 0])) else np.nan_to_num(v[:, 0], nan=-60.0)
+    first = v[:, 0] if v0 is None else np.broadcast_to(np.asarray(v0, float), (C,))
+    if not np.all(np.isfinite(first)):
+        raise ValueError(f"the first sample {first.tolist()} mV is missing; pass v0 to start the stream")
     state = streamer.init(first)
     state, p, cur = streamer.step(state, v[:, 0], i[:, 0])  # compile outside the timed loop
     jax.block_until_ready(p)
