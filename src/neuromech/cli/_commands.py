@@ -12,6 +12,6 @@ To add one (``dics``, ``population``, ``populate``, ``fit``, ``predict``), write
 it below.
 """
 
-from . import _dics, _fit, _populate, _population, _predict, _simulate, _train_network, _training_data
+from . import _dics, _fit, _populate, _population, _predict, _simulate, _stream, _train_network, _training_data
 
-COMMANDS = (_simulate, _dics, _population, _populate, _training_data, _train_network, _fit, _predict)
+COMMANDS = (_simulate, _dics, _population, _populate, _training_data, _train_network, _fit, _predict, _stream)

@@ -1,0 +1,177 @@
+"""Benchmark: RMM circuits and online use on this machine's CPU (issue 6).
+
+1. Latency of one jit-compiled ``step`` per sample (observer mode, with RLS): a one-neuron RMM
+   (36 filter states, leak/Na/K/slow) and a two-neuron circuit with reciprocal synapses; p50/p99/max
+   over 5000 samples. Target ≤ 20 µs per sample for one neuron (≥ 5× real time at 10 kHz).
+2. RLS tracking: the simulated neuron is an RMM whose K conductance steps to 0.7× at t = 5 s
+   (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
+3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):
+   teacher forcing, then equal-epoch refinements by multiple shooting and by generalised teacher
+   forcing; free run on held-out data: burst period and phase error (target within 10 %),
+   correlation of the synaptic currents with the truth (target ≥ 0.9), training time.
+
+Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco] [--out DIR]
+       [--train-s 8] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from neuromech import rmm
+from neuromech.analysis import detect_spikes
+from neuromech.recordings import Recording, synthetic_recording
+
+
+def _pct(lat):
+    lat = lat[np.isfinite(lat)]
+    return f"p50 {np.percentile(lat, 50):.1f} µs, p99 {np.percentile(lat, 99):.1f} µs, max {lat.max():.0f} µs"
+
+
+def latency():
+    rec = synthetic_recording("hh", 2000.0, seed=1)
+    model = rmm.init_rmm(rec, rmm.ModelSettings())
+    for rls in (False, True):
+        res = rmm.replay(rmm.online(model, rls=rls), rec.voltage[0, :5000], rec.current[0, :5000])
+        print(f"  one neuron ({model.bank.size} states), observer{' + RLS' if rls else ''}: {_pct(res['latency_us'])}")
+    circ = rmm.CircuitRecording({"A": rec, "B": rec.replace(voltage=rec.voltage[:, ::-1].copy())})
+    settings = rmm.CircuitSettings(("A", "B"), synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
+    c = rmm.init_circuit(circ, settings)
+    for mode, rls in (("observer", True), ("closed-loop", False)):
+        v = circ.voltages(c.channels)[0][:, :5000]
+        res = rmm.replay(rmm.online(c, mode=mode, rls=rls), v, circ.currents(c.names)[0][:, :5000] * 0.0)
+        print(f"  two-neuron circuit, {mode}{' + RLS' if rls else ''}: {_pct(res['latency_us'])}")
+
+
+def rls_tracking(out: Path):
+    seed_rec = synthetic_recording("hh", 400.0, seed=5, transient=50.0, drive=(0.0, 2.0, 5.0))
+    settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.2, tau_max=30.0, n=10), currents=(
+        rmm.CurrentSettings("leak", kind="leak"), rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0),
+        rmm.CurrentSettings("Na", activation_taus=(0.2, 2.0), reversal=50.0, reversal_std=0.0)))
+    m = rmm.init_rmm(seed_rec, settings, seed=11)
+    dt = m.capacitance.dtype
+    m = eqx.tree_at(lambda m: (m.capacitance, m.holding, m.currents[0].g, m.currents[0].E, m.currents[1].g,
+                               m.currents[2].g), m, tuple(jnp.asarray(x, dt) for x in (1.0, 0.0, 0.1, -65.0, [0.2], [0.05])))
+    n = 100_000  # 10 s
+    rng = np.random.default_rng(1)
+    a = np.exp(-0.1 / 10.0)
+    i = np.zeros(n)
+    for k in range(1, n):
+        i[k] = a * i[k - 1] + np.sqrt(1 - a * a) * rng.standard_normal()
+    changed = eqx.tree_at(lambda m: m.currents[1].g, m, m.currents[1].g * 0.7)
+    v1 = rmm.simulate(m, i[: n // 2], -65.0)
+    from neuromech.rmm._filters import filter_signal
+    x = filter_signal(m.bank, v1)
+    from neuromech.rmm import rmm_step
+    v_end, x_end = rmm_step(m, v1[-1], jnp.asarray(x[-1]), i[n // 2 - 1])
+    v2 = rmm.simulate(changed, i[n // 2:], float(v_end), x0=x_end)
+    v = np.concatenate([v1, v2]) + 0.1 * rng.standard_normal(n)
+    res = rmm.replay(rmm.online(m, rls=True, forgetting=0.9999), v, i, every=100, timing=False)
+    k = res["parameter_names"][0].index("K")
+    est = res["theta"][0][:, k] / 0.2
+    t = res["theta_time"]
+    before = np.median(est[(t > 3000) & (t < 5000)])
+    after = np.median(est[t > 8000])
+    reach = t[(t > 5000) & (np.abs(est - 0.7) < 0.1 * 0.3)]
+    print(f"  K conductance estimate / old value: {before:.3f} before the step (truth 1), {after:.3f} from 8 s "
+          f"(truth 0.7); within 10 % of the change {((reach[0] - 5000) / 1000 if reach.size else float('nan')):.2f} s "
+          "after the step")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    rmm.plot_replay(res, ax=ax)
+    ax.axvline(5.0, color="k", lw=0.5)
+    ax.set_title("RLS read-out adaptation: K conductance steps to 0.7× at 5 s")
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / "rls_tracking.png", dpi=120, bbox_inches="tight")
+    print(f"  figure: {out / 'rls_tracking.png'}")
+
+
+def bursts(t, v, gap=40.0):
+    sp = detect_spikes(t, v, threshold=-20.0, rearm=-40.0)
+    if sp.size < 3:
+        return np.array([])
+    return sp[np.concatenate([[True], np.diff(sp) > gap])]
+
+
+def rhythm(t, va, vb):
+    """(period ms, phase of B's onsets in A's cycle)."""
+    a, b = bursts(t, va), bursts(t, vb)
+    if a.size < 3 or b.size < 2:
+        return float("nan"), float("nan")
+    period = float(np.median(np.diff(a)))
+    ph = [((x - a[a <= x][-1]) / period) for x in b if (a <= x).any()]
+    return period, float(np.median(ph))
+
+
+def hco(args):
+    t0 = time.perf_counter()
+    rec = rmm.synthetic_circuit("hco", (args.train_s + 4) * 1000.0, seed=1)
+    print(f"  generated {args.train_s + 4:g} s of HCO data in {time.perf_counter() - t0:.0f} s")
+    train, test = rec.window(0, args.train_s * 1000.0), rec.window(args.train_s * 1000.0, (args.train_s + 4) * 1000.0)
+    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(n=24), preset="stg")
+    settings = rmm.CircuitSettings(("A", "B"), model=model_settings,
+                                   synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
+    c0 = rmm.init_circuit(train, settings)
+    t = test.time
+    truth_period, truth_phase = rhythm(t, test["A"].truth["voltage_clean"][0], test["B"].truth["voltage_clean"][0])
+    print(f"  truth (held out): burst period {truth_period:.1f} ms, B phase {truth_phase:.3f}")
+    steps = args.epochs * (train.n_samples // 2048)
+    tf_settings = rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=2048)
+    c_tf, h = rmm.fit_circuit(c0, train, optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05)),
+                              settings=tf_settings, progress=False)
+    results = {"teacher forcing": (c_tf, h["time_s"])}
+    for method, window in (("shooting", 20), ("gtf", 200)):
+        s = rmm.CircuitTrainingSettings(method=method, epochs=args.refine, batch_size=64, window=window,
+                                        learning_rate=3e-4, gamma_start=0.3, gamma_end=0.1)
+        c, h2 = rmm.fit_circuit(c_tf, train.window(0, 2000.0), settings=s, progress=False)
+        results[f"TF + {method}"] = (c, h["time_s"] + h2["time_s"])
+    for name, (c, secs) in results.items():
+        v0 = [test["A"].voltage[0, 0], test["B"].voltage[0, 0]]
+        line = f"  {name}: training {secs:.0f} s; "
+        try:
+            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0], v0)
+            period, phase = rhythm(t, v[0], v[1])
+            line += (f"free run: period {period:.1f} ms ({100 * (period / truth_period - 1):+.1f} %), phase {phase:.3f} "
+                     f"(error {100 * abs(phase - truth_phase):.1f} % of a cycle); ")
+            r_free = [np.corrcoef(isyn[k], test[s.name.split('->')[1]].truth[s.name][0])[0, 1]
+                      for k, s in enumerate(c.synapses)]
+            line += f"free-run synaptic corr {np.round(r_free, 3).tolist()}; "
+        except rmm.DivergenceError as err:
+            line += f"free run diverged at {err.time:.0f} ms; "
+        ro = rmm.circuit_readout(c, test)
+        r_tf = [np.corrcoef(ro[s.name][0], test[s.name.split('->')[1]].truth[s.name][0])[0, 1] for s in c.synapses]
+        line += f"read-out synaptic corr {np.round(r_tf, 3).tolist()}"
+        print(line)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", default="latency,rls,hco")
+    p.add_argument("--out", type=Path, default=Path("out/bench_online"))
+    p.add_argument("--train-s", type=float, default=8.0)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--refine", type=int, default=3)
+    args = p.parse_args()
+    parts = args.only.split(",")
+    if "latency" in parts:
+        print("1. latency of step (per sample)")
+        latency()
+    if "rls" in parts:
+        print("2. RLS tracking of a conductance step")
+        rls_tracking(args.out)
+    if "hco" in parts:
+        print("3. half-centre oscillator")
+        hco(args)
+
+
+if __name__ == "__main__":
+    main()
