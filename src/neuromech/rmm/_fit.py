@@ -56,7 +56,8 @@ def fit(
     Main arguments:
         model: an initialised :class:`RMM` (:func:`init_rmm`).
         train: training :class:`~neuromech.recordings.Recording` (or a sequence).
-        optimizer: any optax transformation; default Adam at ``settings.learning_rate``.
+        optimizer: any optax transformation; default Adam at ``settings.learning_rate`` with
+            ``settings.schedule`` (cosine decay by default).
 
     Other arguments:
         settings: epochs, batch size, weight decay, seed, validation interval, shooting.
@@ -81,9 +82,13 @@ def fit(
         >>> model, history = fit(init_rmm(train), train, validation=val)  # doctest: +SKIP
     """
     start = time.perf_counter()
-    optimizer = optimizer or optax.adam(settings.learning_rate)
     data = teacher_forcing_data(model.bank, train)
     batch = min(settings.batch_size, data.size)
+    if optimizer is None:
+        steps = settings.epochs * max(data.size // batch, 1)
+        rate = (optax.cosine_decay_schedule(settings.learning_rate, steps, 0.05) if settings.schedule == "cosine"
+                else settings.learning_rate)
+        optimizer = optax.adam(rate)
     if data.size < 2:
         raise ValueError("the training data hold fewer than 2 samples")
     dtype = model.bank.A.dtype

@@ -139,6 +139,7 @@ class TrainingSettings:
     Attributes:
         epochs: passes over the training samples; batch_size: samples per step (shuffled).
         learning_rate: Adam step size (the CLI's optimiser; the API takes any optax one).
+        schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate.
         weight_decay: L2 penalty on network weights.
         validate_every: epochs between free-run checks on the validation data (model selection).
         seed: seeds initialisation and shuffling.
@@ -149,7 +150,8 @@ class TrainingSettings:
 
     epochs: int = 40
     batch_size: int = 2048
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
+    schedule: str = "cosine"
     weight_decay: float = 1e-5
     validate_every: int = 10
     seed: int = 0
@@ -161,6 +163,8 @@ class TrainingSettings:
             raise ValueError("training.epochs, batch_size and validate_every must be ≥ 1")
         if not self.learning_rate > 0:
             raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"training.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
 
 
 @dataclasses.dataclass(frozen=True)
