@@ -95,6 +95,14 @@ def test_rls_recovers_a_changed_conductance_and_flags_nans():
     ratio = res["theta"][0][-1, k_index] / float(model.currents[1].g[0])
     assert abs(ratio - 0.5) < 0.01, ratio  # noise-free data: exact up to the tiny prior
     assert res["flagged"][5000:5003].all() and res["flagged"].sum() == 3
+    # Adapting K alone finds it too, and leaves the other parameters exactly where they were.
+    with jax.enable_x64(True):
+        only_k = rmm.replay(rmm.online(model, rls=True, forgetting=1.0, delta=1e-6, adapt=("K",)), v, i,
+                            timing=False)
+    theta = only_k["theta"][0][-1]
+    assert abs(theta[k_index] / float(model.currents[1].g[0]) - 0.5) < 0.01
+    others = [j for j, nm in enumerate(only_k["parameter_names"][0]) if nm != "K"]
+    np.testing.assert_array_equal(theta[others], only_k["theta"][0][0][others])
 
 
 def test_bad_arguments():
@@ -103,5 +111,7 @@ def test_bad_arguments():
         rmm.online(model, mode="open")
     with pytest.raises(ValueError, match="observer"):
         rmm.online(model, mode="closed-loop", rls=True)
+    with pytest.raises(ValueError, match=r"adapt names \['Kd'\]"):
+        rmm.online(model, rls=True, adapt=("Kd",))
     with pytest.raises(ValueError, match=r"replay needs voltage \(1, T\)"):
         rmm.replay(rmm.online(model), np.zeros((2, 10)), np.zeros(10))

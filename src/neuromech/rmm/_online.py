@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
@@ -97,8 +98,8 @@ class OnlineState(NamedTuple):
     v: (n,) model voltage (closed loop) / last prediction; xs, ss: filter states; theta, P: per
     neuron read-out parameters and RLS covariance; psi_prev, base_prev, v_prev: last sample's
     regressor, applied-minus-gap current and voltage (for the RLS target); v_last: (C,) last valid
-    measured voltages; prev_valid; flagged: this sample had NaN input; n_flagged: count so far;
-    k: samples seen.
+    measured voltages; prev_valid (1.0/0.0); flagged: 1.0 if this sample had NaN input;
+    n_flagged: count so far; k: samples seen (floats: the state ravels into one array).
     """
 
     v: jnp.ndarray
@@ -120,17 +121,25 @@ class OnlineState(NamedTuple):
 class Streamer:
     """A compiled streaming interface (see :func:`online`).
 
+    The state travels as one flat array (a jit call's cost grows with the number of arrays it
+    is passed, and a real-time loop pays it every sample); ``unpack(state)`` gives the named
+    :class:`OnlineState` (``flagged``, ``n_flagged``, ``theta``, ...).
+
     Attributes:
-        init: ``init(v0) -> OnlineState``, ``v0`` (n_channels,) mV (a scalar for one neuron).
+        init: ``init(v0) -> state``, ``v0`` (n_channels,) mV (a scalar for one neuron).
         step: ``step(state, v_measured, i_applied) -> (state, prediction, currents)``, one sample:
             ``v_measured`` (n_channels,) mV, ``i_applied`` (n_neurons,) nA; ``prediction`` (n,) the
             voltage at the next sample (mV); ``currents`` the read-out currents (nA) named by
             ``current_names``.
+        flag_index: position of ``flagged`` in the flat state (``state[flag_index] > 0``: the last
+            sample had a NaN and was not absorbed).
         circuit, mode, forgetting; current_names; parameter_names: per neuron, the θ entries.
     """
 
     init: Callable
     step: Callable
+    unpack: Callable
+    flag_index: int
     circuit: Circuit
     mode: str
     forgetting: float | None
@@ -139,7 +148,7 @@ class Streamer:
 
 
 def online(model, *, mode: str = "observer", rls: bool = False, forgetting: float = 0.9999,
-           delta: float = 1e-2) -> Streamer:
+           delta: float = 1e-2, adapt: tuple[str, ...] | None = None) -> Streamer:
     """A causal streaming interface for an :class:`RMM` or a :class:`Circuit`.
 
     Main arguments:
@@ -152,6 +161,10 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             conductances, lumped scales) by recursive least squares; observer mode only.
         forgetting: RLS forgetting factor λ per sample (memory ≈ dt / (1 − λ): 0.9999 at 10 kHz
             remembers ≈ 1 s).
+        adapt: names of the read-out parameters RLS adapts (``"holding"``, current names such as
+            ``"K"``, synapse names ``"syn A->B"``); default all. Adapting only those expected to
+            change keeps the others from soaking up noise (measurement noise enters both sides
+            of the regression and biases every free parameter a little).
         delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
             worth of data (scaled to the neuron's C).
 
@@ -159,8 +172,8 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         A :class:`Streamer` whose ``step`` is jit-compiled (compiled on first call).
 
     Raises:
-        ValueError: for an unknown mode, or RLS in closed-loop mode (there is no measured voltage
-            of the modelled neurons to regress on).
+        ValueError: for an unknown mode, RLS in closed-loop mode (there is no measured voltage of
+            the modelled neurons to regress on), or an ``adapt`` name the model does not have.
 
     Example:
         >>> s = online(model)                                         # doctest: +SKIP
@@ -195,6 +208,13 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         pnames.append(tuple(names))
         groups.append(np.asarray(grp))
     cnames += [s.name for s in circuit.synapses]
+    every = sorted({nm for names in pnames for nm in names})
+    if adapt is not None:
+        unknown = [a for a in adapt if a not in every]
+        if unknown:
+            raise ValueError(f"adapt names {unknown} are not read-out parameters of this model; choose among {every}")
+    masks = [np.asarray([adapt is None or nm in adapt for nm in names]) for names in pnames]
+    sel = [np.flatnonzero(m) for m in masks]
     caps = [m.capacitance for m in circuit.neurons]
 
     def features(i, v_all, xs, ss):
@@ -203,13 +223,29 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
         return jnp.concatenate(parts)
 
-    def init(v0) -> OnlineState:
+    def init_tree(v0) -> OnlineState:
         v0 = jnp.broadcast_to(jnp.asarray(v0, dtype), (C,))
         v, xs, ss = circuit_state(circuit, v0)
-        P = tuple(jnp.eye(t.size, dtype=dtype) / (delta * caps[i] ** 2) for i, t in enumerate(theta0))
+        P = tuple(jnp.eye(len(sel[i]), dtype=dtype) / (delta * caps[i] ** 2) for i in range(n))
+        # Flags and counters are stored as floats so the whole state ravels into one array.
+        zero = jnp.asarray(0.0, dtype)
         return OnlineState(v, xs, ss, tuple(theta0), P, tuple(jnp.zeros_like(t) for t in theta0),
-                           jnp.zeros(n, dtype), v, v0, jnp.asarray(False), jnp.asarray(False),
-                           jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+                           jnp.zeros(n, dtype), v, v0, zero, zero, zero, zero)
+
+    from jax.flatten_util import ravel_pytree
+
+    template = init_tree(jnp.zeros(C, dtype))
+    _, unravel = ravel_pytree(template)
+    # Where ``flagged`` sits in the flat state, so a loop can read it without unpacking.
+    marked = ravel_pytree(template._replace(flagged=jnp.asarray(1e30, dtype)))[0]
+    flag_index = int(np.flatnonzero(np.asarray(marked) == 1e30)[0])
+
+    def init(v0):
+        return ravel_pytree(init_tree(v0))[0]
+
+    def step_flat(flat, v_measured, i_applied):
+        new, pred, currents = step(unravel(flat), v_measured, i_applied)
+        return ravel_pytree(new)[0], pred, currents
 
     def step(state: OnlineState, v_measured, i_applied):
         vm = jnp.broadcast_to(jnp.asarray(v_measured, dtype), (C,))
@@ -223,12 +259,14 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         v_all = jnp.concatenate([own, v_last[n:]])
         theta, P = state.theta, state.P
         if rls:
-            update = valid & state.prev_valid
+            update = valid & (state.prev_valid > 0)
             new_t, new_P = [], []
             for i in range(n):
                 y = caps[i] * (vm[i] - state.v_prev[i]) / circuit.dt - state.base_prev[i]
-                t2, P2 = rls_update(theta[i], P[i], state.psi_prev[i], y, forgetting)
-                new_t.append(jnp.where(update, t2, theta[i]))
+                psi, fixed = state.psi_prev[i], jnp.asarray(~masks[i])
+                y = y - jnp.sum(jnp.where(fixed, theta[i] * psi, 0.0))  # the parameters held fixed
+                t2, P2 = rls_update(theta[i][sel[i]], P[i], psi[sel[i]], y, forgetting)
+                new_t.append(jnp.where(update, theta[i].at[sel[i]].set(t2), theta[i]))
                 new_P.append(jnp.where(update, P2, P[i]))
             theta, P = tuple(new_t), tuple(new_P)
         gaps = gap_currents(circuit, v_all)
@@ -247,11 +285,13 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         currents = jnp.stack(per + syn) if per or syn else jnp.zeros(0, dtype)
         xs = tuple(filter_step(m.bank, x, v_all[i]) for i, (m, x) in enumerate(zip(circuit.neurons, state.xs)))
         ss = tuple(filter_step(s.bank, x, v_all[s.pre]) for s, x in zip(circuit.synapses, state.ss))
-        new = OnlineState(pred, xs, ss, theta, P, psi, base, own, v_last, valid, ~valid,
-                          state.n_flagged + (~valid).astype(jnp.int32), state.k + 1)
+        bad = (~valid).astype(dtype)
+        new = OnlineState(pred, xs, ss, theta, P, psi, base, own, v_last, valid.astype(dtype), bad,
+                          state.n_flagged + bad, state.k + 1)
         return new, pred, currents
 
-    return Streamer(init, jax.jit(step), circuit, mode, forgetting if rls else None, tuple(cnames), tuple(pnames))
+    return Streamer(init, jax.jit(step_flat), unravel, flag_index, circuit, mode, forgetting if rls else None,
+                    tuple(cnames), tuple(pnames))
 
 
 def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, timing: bool = True) -> dict:
@@ -296,6 +336,8 @@ def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, t
     lat = np.full(T, np.nan)
     thetas, ttime = [[] for _ in range(n)], []
     step = streamer.step
+    unpack = jax.jit(streamer.unpack)
+    i_flag = streamer.flag_index
     for k in range(T):
         t0 = time.perf_counter_ns()
         state, p, cur = step(state, vv[k], ii[k])
@@ -304,11 +346,12 @@ def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, t
             lat[k] = (time.perf_counter_ns() - t0) / 1e3
         preds[k] = p
         curs[k] = np.asarray(cur)
-        flags[k] = bool(state.flagged)
+        flags[k] = bool(state[i_flag] > 0)
         if k % every == every - 1:
             ttime.append((k + 1) * c.dt)
+            tree = unpack(state)
             for q in range(n):
-                thetas[q].append(np.asarray(state.theta[q]))
+                thetas[q].append(np.asarray(tree.theta[q]))
     return {"prediction": preds.T, "currents": curs.T, "theta": [np.asarray(t) for t in thetas],
             "theta_time": np.asarray(ttime), "flagged": flags, "latency_us": lat,
             "current_names": streamer.current_names, "parameter_names": streamer.parameter_names}
