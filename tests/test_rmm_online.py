@@ -115,3 +115,22 @@ def test_bad_arguments():
         rmm.online(model, rls=True, adapt=("Kd",))
     with pytest.raises(ValueError, match=r"replay needs voltage \(1, T\)"):
         rmm.replay(rmm.online(model), np.zeros((2, 10)), np.zeros(10))
+
+
+def test_stream_cli(tmp_path, capsys):
+    from neuromech.cli import main
+    from neuromech.recordings import write_npz
+
+    rec = _data(4000, seed=8)
+    write_npz(tmp_path / "rec.npz", rec)
+    model = rmm.init_rmm(rec, CELL, seed=1)
+    rmm.save_model(tmp_path / "model", model, rmm.RMMConfig(model=CELL))
+    out = tmp_path / "est.csv"
+    assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0.2",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "latency p50" in err and "K[" in err
+    import pandas as pd
+    table = pd.read_csv(out)
+    assert list(table.columns[:2]) == ["t_ms", "holding[0]"] and len(table) == 20  # 2000 samples / 100
+    assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0"]) == 2
