@@ -24,11 +24,22 @@ from ._settings import ShootingSettings, TrainingSettings
 from ._validate import evaluate, selection_score
 
 
-def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float = 0.0):
+def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float = 0.0, huber: float = 0.0):
     """Mean squared error of the predicted dv/dt on a batch, over ``scale`` (the target's
-    variance, so 1 = predicting the mean), plus priors and the L2 weight penalty."""
+    variance, so 1 = predicting the mean), plus priors and the L2 weight penalty.
+
+    With ``huber > 0`` residuals beyond ``huber · √scale`` count linearly (Huber loss): the few
+    spike samples, where misfits are large, then weigh less against the subthreshold samples that
+    set the capacitance and the timing of the next spike.
+    """
     pred = jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i)
-    return jnp.mean((pred - dvdt) ** 2) / scale + model.penalty(weight_decay) / v.shape[0]
+    r = (pred - dvdt) / jnp.sqrt(scale)
+    if huber > 0:
+        a = jnp.abs(r)
+        err = jnp.where(a <= huber, r**2, 2 * huber * a - huber**2)
+    else:
+        err = r**2
+    return jnp.mean(err) + model.penalty(weight_decay) / v.shape[0]
 
 
 def _select(model, validation, threshold, best, params, epoch, history, warmup=0.0):
@@ -108,7 +119,8 @@ def fit(
 
             def loss_fn(p):
                 m = constrain(p, model, spec)
-                return teacher_forcing_loss(m, *(a[rows] for a in arrays), scale, settings.weight_decay)
+                return teacher_forcing_loss(m, *(a[rows] for a in arrays), scale, settings.weight_decay,
+                                            settings.huber)
 
             loss, grads = jax.value_and_grad(loss_fn)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)

@@ -141,6 +141,8 @@ class TrainingSettings:
         learning_rate: Adam step size (the CLI's optimiser; the API takes any optax one).
         schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate.
         weight_decay: L2 penalty on network weights.
+        huber: 0 for squared error; > 0: Huber loss with this threshold in units of the target's
+            standard deviation (robust to spike-sample misfits).
         validate_every: epochs between free-run checks on the validation data (model selection).
         seed: seeds initialisation and shuffling.
         warmup: ms of each validation/test sweep during which the filters follow the measured
@@ -153,6 +155,7 @@ class TrainingSettings:
     learning_rate: float = 1e-2
     schedule: str = "cosine"
     weight_decay: float = 1e-5
+    huber: float = 0.0
     validate_every: int = 10
     seed: int = 0
     warmup: float = 0.0
