@@ -10,8 +10,12 @@
    forcing; free run on held-out data: burst period and phase error (target within 10 %),
    correlation of the synaptic currents with the truth (target ≥ 0.9), training time.
 
-Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco] [--out DIR]
-       [--train-s 8] [--epochs 20]
+4. Teacher forcing vs multiple shooting vs GTF from one initialisation on data from a known
+   two-neuron circuit RMM: held-out free-run error, synaptic read-out, training time.
+5. A driven STG neuron (graded inhibition from a recorded, exogenous presynaptic neuron).
+
+Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven]
+       [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c]
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import optax
 from neuromech import rmm
 from neuromech.analysis import detect_spikes
 from neuromech.recordings import Recording, synthetic_recording
+
+WARMUP = 1000.0  # ms of measured voltage before each held-out free run
 
 
 def _pct(lat):
@@ -118,12 +124,14 @@ def hco(args):
     rec = rmm.synthetic_circuit("hco", (args.train_s + 4) * 1000.0, seed=1, drive=(0.0, args.drive_std, 20.0))
     print(f"  generated {args.train_s + 4:g} s of HCO data in {time.perf_counter() - t0:.0f} s")
     train, test = rec.window(0, args.train_s * 1000.0), rec.window(args.train_s * 1000.0, (args.train_s + 4) * 1000.0)
-    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg")
+    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
+                                       capacitance=1.0 if args.known_c else 0.0)
     settings = rmm.CircuitSettings(("A", "B"), model=model_settings,
                                    synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
     c0 = rmm.init_circuit(train, settings)
-    t = test.time
-    truth_period, truth_phase = rhythm(t, test["A"].truth["voltage_clean"][0], test["B"].truth["voltage_clean"][0])
+    w = int(round(WARMUP / test.dt))  # free runs start after a causal warm-up on measured voltages
+    t = test.time[w:]
+    truth_period, truth_phase = rhythm(t, test["A"].truth["voltage_clean"][0, w:], test["B"].truth["voltage_clean"][0, w:])
     print(f"  truth (held out): burst period {truth_period:.1f} ms, B phase {truth_phase:.3f}")
     steps = args.epochs * (train.n_samples // 2048)
     tf_settings = rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=2048)
@@ -136,14 +144,14 @@ def hco(args):
         c, h2 = rmm.fit_circuit(c_tf, train.window(0, 2000.0), settings=s, progress=False)
         results[f"TF + {method}"] = (c, h["time_s"] + h2["time_s"])
     for name, (c, secs) in results.items():
-        v0 = [test["A"].voltage[0, 0], test["B"].voltage[0, 0]]
         line = f"  {name}: training {secs:.0f} s; "
         try:
-            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0], v0)
+            start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
+            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], np.asarray(start[0]), start=start)
             period, phase = rhythm(t, v[0], v[1])
             line += (f"free run: period {period:.1f} ms ({100 * (period / truth_period - 1):+.1f} %), phase {phase:.3f} "
                      f"(error {100 * abs(phase - truth_phase):.1f} % of a cycle); ")
-            r_free = [np.corrcoef(isyn[k], test[s.name.split('->')[1]].truth[s.name][0])[0, 1]
+            r_free = [np.corrcoef(isyn[k], test[s.name.split('->')[1]].truth[s.name][0, w:])[0, 1]
                       for k, s in enumerate(c.synapses)]
             line += f"free-run synaptic corr {np.round(r_free, 3).tolist()}; "
         except rmm.DivergenceError as err:
@@ -154,15 +162,103 @@ def hco(args):
         print(line)
 
 
+def _ou_current(n, seed, sigma=1.0, tau=10.0, dt=0.1):
+    rng = np.random.default_rng(seed)
+    a = np.exp(-dt / tau)
+    out = np.zeros(n)
+    for k in range(1, n):
+        out[k] = a * out[k - 1] + sigma * np.sqrt(1 - a * a) * rng.standard_normal()
+    return out
+
+
+def methods(args):
+    """Teacher forcing vs multiple shooting vs GTF, each from the same initialisation, on data from a
+    known two-neuron circuit RMM (leak + K per cell, reciprocal graded synapses, 0.1 mV noise)."""
+    cell = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.5, tau_max=30.0, n=8), currents=(
+        rmm.CurrentSettings("leak", kind="leak"),
+        rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0, reversal_std=0.0)))
+    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
+    settings = rmm.CircuitSettings(("A", "B"), model=cell,
+                                   synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)))
+    seed = rmm.CircuitRecording({k: Recording(-60.0 + 10.0 * _ou_current(4000, j, tau=20.0), _ou_current(4000, j + 1),
+                                              dt=0.1) for j, k in ((1, "A"), (3, "B"))})
+    teacher = rmm.init_circuit(seed, settings, seed=7)
+    d = teacher.neurons[0].capacitance.dtype
+    for q in range(2):
+        teacher = eqx.tree_at(lambda c: (c.neurons[q].capacitance, c.neurons[q].holding, c.neurons[q].currents[0].g,
+                                         c.neurons[q].currents[0].E, c.neurons[q].currents[1].g, c.synapses[q].current.g),
+                              teacher, tuple(jnp.asarray(x, d) for x in (1.0, 0.5, 0.1, -60.0, [0.1], [0.3])))
+    n = 60_000
+    i = np.stack([_ou_current(n, 10, sigma=1.0), _ou_current(n, 11, sigma=1.0)])
+    v, i_syn = rmm.simulate_circuit(teacher, i, [-60.0, -60.0])
+    rng = np.random.default_rng(12)
+    rec = rmm.CircuitRecording({k: Recording(v[q] + 0.1 * rng.standard_normal(n), i[q], dt=0.1, truth={
+        "voltage_clean": v[q], teacher.synapses[1 - q].name: i_syn[1 - q]}) for q, k in enumerate(("A", "B"))})
+    train, test = rec.window(0, 4000.0), rec.window(4000.0, 6000.0)
+    init = rmm.init_circuit(train, settings, seed=0)
+    runs = {
+        "teacher forcing": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024, learning_rate=1e-2),
+        "multiple shooting": rmm.CircuitTrainingSettings(method="shooting", epochs=args.epochs, batch_size=64,
+                                                         window=20, learning_rate=1e-2),
+        "GTF (γ 1 → 0.1)": rmm.CircuitTrainingSettings(method="gtf", epochs=args.epochs, batch_size=16, window=100,
+                                                      learning_rate=1e-2, gamma_start=1.0, gamma_end=0.1),
+    }
+    clean = np.stack([test[k].truth["voltage_clean"][0] for k in ("A", "B")])
+    for name, st in runs.items():
+        c, h = rmm.fit_circuit(init, train, settings=st, progress=False)
+        line = f"  {name}: {args.epochs} epochs, {h['time_s']:.1f} s; "
+        try:
+            vf, isf = rmm.simulate_circuit(c, test.currents(c.names)[0], clean[:, 0])
+            rmse = np.sqrt(np.mean((vf - clean) ** 2, axis=1))
+            line += f"held-out free-run RMSE {np.round(rmse, 2).tolist()} mV (voltage std {np.round(clean.std(axis=1), 1).tolist()}); "
+        except rmm.DivergenceError as err:
+            line += f"free run diverged at {err.time:.0f} ms; "
+        ro = rmm.circuit_readout(c, test)
+        r = [np.corrcoef(ro[s.name][0], test[s.name.split('->')[1]].truth[s.name][0])[0, 1] for s in c.synapses]
+        line += f"synaptic read-out corr {np.round(r, 3).tolist()}"
+        print(line)
+
+
+def driven(args):
+    """A CBM STG neuron inhibited by a recorded presynaptic STG neuron (exogenous channel)."""
+    rec = rmm.synthetic_circuit("driven", (args.train_s + 4) * 1000.0, seed=2, drive=(0.0, args.drive_std, 20.0))
+    train, test = rec.window(0, args.train_s * 1000.0), rec.window(args.train_s * 1000.0, (args.train_s + 4) * 1000.0)
+    settings = rmm.CircuitSettings(("post",), exogenous=("pre",), synapses=(rmm.SynapseSettings("pre", "post"),),
+                                   model=rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
+                                                           capacitance=1.0 if args.known_c else 0.0))
+    c0 = rmm.init_circuit(train, settings)
+    steps = args.epochs * (train.n_samples // 2048)
+    c, h = rmm.fit_circuit(c0, train, optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05)),
+                           settings=rmm.CircuitTrainingSettings(epochs=args.epochs), progress=False)
+    ro = rmm.circuit_readout(c, test)["syn pre->post"][0]
+    true = test["post"].truth["syn pre->post"][0]
+    w = int(round(WARMUP / test.dt))
+    line = f"  teacher forcing {args.epochs} epochs, {h['time_s']:.0f} s; synaptic read-out corr {np.corrcoef(ro, true)[0, 1]:.3f}; "
+    try:
+        start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
+        v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], np.asarray(start[0]), start=start,
+                                       v_exo=test.voltages(("pre",))[0][:, w:])
+        t = test.time[w:]
+        clean = test["post"].truth["voltage_clean"][0, w:]
+        n_d = detect_spikes(t, clean, threshold=-20.0, rearm=-40.0).size
+        n_m = detect_spikes(t, v[0], threshold=-20.0, rearm=-40.0).size
+        line += (f"free run: spikes data/model {n_d}/{n_m}, free-run synaptic corr "
+                 f"{np.corrcoef(isyn[0], true[w:])[0, 1]:.3f}")
+    except rmm.DivergenceError as err:
+        line += f"free run diverged at {err.time:.0f} ms"
+    print(line)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--only", default="latency,rls,hco")
+    p.add_argument("--only", default="latency,rls,hco,methods,driven")
     p.add_argument("--out", type=Path, default=Path("out/bench_online"))
     p.add_argument("--train-s", type=float, default=8.0)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--refine", type=int, default=3)
     p.add_argument("--drive-std", type=float, default=0.1, help="HCO injected noise std (µA/cm²)")
     p.add_argument("--n-filters", type=int, default=24)
+    p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     args = p.parse_args()
     parts = args.only.split(",")
     if "latency" in parts:
@@ -174,6 +270,12 @@ def main():
     if "hco" in parts:
         print("3. half-centre oscillator")
         hco(args)
+    if "methods" in parts:
+        print("4. teacher forcing vs multiple shooting vs GTF (data from a known circuit RMM)")
+        methods(args)
+    if "driven" in parts:
+        print("5. driven STG neuron (graded synapse from a recorded presynaptic neuron)")
+        driven(args)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from ._circuit_build import init_circuit as init_circuit
 from ._circuit_fit import CircuitTrainingSettings as CircuitTrainingSettings
 from ._circuit_fit import circuit_readout as circuit_readout
 from ._circuit_fit import circuit_teacher_forcing_loss as circuit_teacher_forcing_loss
+from ._circuit_fit import circuit_warm_start as circuit_warm_start
 from ._circuit_fit import fit_circuit as fit_circuit
 from ._build import init_rmm as init_rmm
 from ._build import teacher_forcing_data as teacher_forcing_data

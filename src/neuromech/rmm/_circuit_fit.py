@@ -264,3 +264,22 @@ def circuit_readout(circuit: Circuit, data) -> dict:
         for k, syn in enumerate(circuit.synapses):
             out[syn.name].append(cur[:, k])
     return {k: np.stack(v) for k, v in out.items()}
+
+
+def circuit_warm_start(circuit: Circuit, voltages, n: int):
+    """The circuit's state after ``n`` samples of *measured* voltages (causal teacher-forced warm-up).
+
+    ``voltages`` (n_channels, ≥ n+1) mV in the order of ``circuit.channels``. A free run started
+    with every bank at rest begins off the attractor when the cells are mid-cycle; following the
+    measured voltages first puts the slow states where the data say. Returns ``(v, xs, ss)`` at
+    sample ``n``, to pass as ``start`` to :func:`simulate_circuit`.
+    """
+    v = np.asarray(voltages, np.float64)
+    if v.ndim != 2 or v.shape[0] != len(circuit.channels) or v.shape[1] < n + 1:
+        raise ValueError(f"warm-up needs voltages ({len(circuit.channels)}, ≥ {n + 1}) for channels "
+                         f"{list(circuit.channels)}, got {v.shape}")
+    dtype = circuit.neurons[0].bank.A.dtype
+    seg = v[:, : n + 1]
+    xs = tuple(jnp.asarray(filter_signal(m.bank, seg[i])[-1], dtype) for i, m in enumerate(circuit.neurons))
+    ss = tuple(jnp.asarray(filter_signal(s.bank, seg[s.pre])[-1], dtype) for s in circuit.synapses)
+    return jnp.asarray(seg[: len(circuit.names), -1], dtype), xs, ss
