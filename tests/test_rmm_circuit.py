@@ -187,3 +187,20 @@ def test_hco_integrator_matches_solve_ivp():
         assert np.max(np.abs(sp - ref_sp)) < 0.3, (sp, ref_sp)  # ms; measured ≤ 0.1 ms
     err = {dt: np.sqrt(np.mean((x - ref) ** 2)) for dt, x in runs.items()}
     assert err[0.0125] < err[0.025] / 2, err
+
+
+def test_warm_start_is_causal_filtering(driven):
+    """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples."""
+    teacher, _, test = driven
+    v = test.voltages(teacher.channels)[0]
+    v_end, xs, ss = rmm.circuit_warm_start(teacher, v, 50)
+    _, xs0, ss0 = rmm.circuit_state(teacher, v[:, 0])
+    from neuromech.rmm import filter_step
+    x, s = xs0[0], ss0[0]
+    for k in range(50):
+        x = filter_step(teacher.neurons[0].bank, x, v[0, k])
+        s = filter_step(teacher.synapses[0].bank, s, v[1, k])
+    # float32 recursion vs float64 lfilter: agreement to float32 rounding of ~60 mV values.
+    np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x), atol=1e-3)
+    np.testing.assert_allclose(np.asarray(ss[0]), np.asarray(s), atol=1e-3)
+    assert float(v_end[0]) == pytest.approx(v[0, 50], abs=1e-4)
