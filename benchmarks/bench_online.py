@@ -119,6 +119,23 @@ def rhythm(t, va, vb):
     return period, float(np.median(ph))
 
 
+def _figure(path, t, v, test, w):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4), sharex=True)
+    k = slice(0, int(round(2000.0 / test.dt)))
+    for ax, q, name in zip(axes, range(2), ("A", "B")):
+        ax.plot(t[k], test[name].voltage[0, w:][k], "k", lw=0.5, label="data (held out)")
+        ax.plot(t[k], v[q][k], "C1", lw=0.7, label="circuit RMM, free run")
+        ax.set_ylabel(f"{name} (mV)")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xlabel("time (ms)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"  figure: {path}")
+
+
 def hco(args):
     t0 = time.perf_counter()
     rec = rmm.synthetic_circuit("hco", (args.train_s + 4) * 1000.0, seed=1, drive=(0.0, args.drive_std, 20.0))
@@ -147,8 +164,10 @@ def hco(args):
         line = f"  {name}: training {secs:.0f} s; "
         try:
             start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
-            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], np.asarray(start[0]), start=start)
+            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], None, start=start)
             period, phase = rhythm(t, v[0], v[1])
+            if name == "teacher forcing":
+                _figure(args.out / "hco_free_run.png", t, v, test, w)
             line += (f"free run: period {period:.1f} ms ({100 * (period / truth_period - 1):+.1f} %), phase {phase:.3f} "
                      f"(error {100 * abs(phase - truth_phase):.1f} % of a cycle); ")
             r_free = [np.corrcoef(isyn[k], test[s.name.split('->')[1]].truth[s.name][0, w:])[0, 1]
@@ -236,7 +255,7 @@ def driven(args):
     line = f"  teacher forcing {args.epochs} epochs, {h['time_s']:.0f} s; synaptic read-out corr {np.corrcoef(ro, true)[0, 1]:.3f}; "
     try:
         start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
-        v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], np.asarray(start[0]), start=start,
+        v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], None, start=start,
                                        v_exo=test.voltages(("pre",))[0][:, w:])
         t = test.time[w:]
         clean = test["post"].truth["voltage_clean"][0, w:]

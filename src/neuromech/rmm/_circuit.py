@@ -236,7 +236,8 @@ def simulate_circuit(circuit: Circuit, i_app, v0, *, v_exo=None, start=None):
         circuit: a :class:`Circuit`.
         i_app: (n_neurons, T) injected currents (nA), rows in the order of ``circuit.names``.
         v0: (n_channels,) voltages (mV) at sample 0 (modelled, then exogenous); banks start at rest
-            there unless ``start`` (a state from :func:`circuit_state`-like warm-up) is given.
+            there. Ignored (may be None) when ``start`` is given: a state ``(v, xs, ss)`` from
+            :func:`circuit_state` or a warm-up (:func:`~neuromech.rmm.circuit_warm_start`).
 
     Other arguments:
         v_exo: (n_exogenous, T) recorded voltages (mV) of the exogenous channels (required when the
@@ -266,11 +267,12 @@ def simulate_circuit(circuit: Circuit, i_app, v0, *, v_exo=None, start=None):
     if n_exo and v_exo is None:
         raise ValueError(f"the circuit reads exogenous voltages {list(circuit.exogenous)}; pass v_exo (n_exo, T)")
     v_exo = np.zeros((0, T)) if not n_exo else _as_channels(v_exo, n_exo, "v_exo (mV)", T)
-    v0 = np.atleast_1d(np.asarray(v0, float))
-    if v0.shape != (n + n_exo,):
-        raise ValueError(f"v0 must hold one voltage per channel {list(circuit.channels)}, got shape {v0.shape}")
     dtype = circuit.neurons[0].bank.A.dtype
-    start = circuit_state(circuit, v0) if start is None else start
+    if start is None:
+        v0 = np.atleast_1d(np.asarray(v0, float))
+        if v0.shape != (n + n_exo,):
+            raise ValueError(f"v0 must hold one voltage per channel {list(circuit.channels)}, got shape {v0.shape}")
+        start = circuit_state(circuit, v0)
     vs, isyn, k_bad = _closed_loop(circuit, start, jnp.asarray(v_exo.T, dtype), jnp.asarray(i_app.T, dtype))
     vs, isyn, k = np.asarray(vs).T, np.asarray(isyn).T, int(k_bad)
     if k >= 0:
