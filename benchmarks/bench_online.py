@@ -156,9 +156,9 @@ def hco(args):
                               settings=tf_settings, progress=False)
     results = {"teacher forcing": (c_tf, h["time_s"])}
     for method, window in (("shooting", 20), ("gtf", 200)):
-        s = rmm.CircuitTrainingSettings(method=method, epochs=args.refine, batch_size=64, window=window,
-                                        learning_rate=3e-4, gamma_start=0.3, gamma_end=0.1)
-        c, h2 = rmm.fit_circuit(c_tf, train.window(0, 2000.0), settings=s, progress=False)
+        s = rmm.CircuitTrainingSettings(method=method, epochs=args.refine, batch_size=64 if method == "shooting" else 16,
+                                        window=window, learning_rate=args.refine_lr, gamma_start=0.5, gamma_end=0.1)
+        c, h2 = rmm.fit_circuit(c_tf, train.window(0, args.refine_s * 1000.0), settings=s, progress=False)
         results[f"TF + {method}"] = (c, h["time_s"] + h2["time_s"])
     for name, (c, secs) in results.items():
         line = f"  {name}: training {secs:.0f} s; "
@@ -274,7 +274,9 @@ def main():
     p.add_argument("--out", type=Path, default=Path("out/bench_online"))
     p.add_argument("--train-s", type=float, default=8.0)
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--refine", type=int, default=3)
+    p.add_argument("--refine", type=int, default=3, help="epochs of shooting / GTF after teacher forcing (HCO)")
+    p.add_argument("--refine-s", type=float, default=2.0, help="seconds of training data for the refinement")
+    p.add_argument("--refine-lr", type=float, default=3e-4)
     p.add_argument("--drive-std", type=float, default=0.1, help="HCO injected noise std (µA/cm²)")
     p.add_argument("--n-filters", type=int, default=24)
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
