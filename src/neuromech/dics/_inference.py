@@ -32,6 +32,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; weights are shipped data
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
