@@ -31,7 +31,7 @@ import optax
 
 from neuromech import rmm
 from neuromech.analysis import detect_spikes
-from neuromech.recordings import Recording, synthetic_recording
+from neuromech.recordings import Recording, ou_current, synthetic_recording
 
 WARMUP = 1000.0  # ms of measured voltage before each held-out free run
 
@@ -181,15 +181,6 @@ def hco(args):
         print(line)
 
 
-def _ou_current(n, seed, sigma=1.0, tau=10.0, dt=0.1):
-    rng = np.random.default_rng(seed)
-    a = np.exp(-dt / tau)
-    out = np.zeros(n)
-    for k in range(1, n):
-        out[k] = a * out[k - 1] + sigma * np.sqrt(1 - a * a) * rng.standard_normal()
-    return out
-
-
 def methods(args):
     """Teacher forcing vs multiple shooting vs GTF, each from the same initialisation, on data from a
     known two-neuron circuit RMM (leak + K per cell, reciprocal graded synapses, 0.1 mV noise)."""
@@ -199,7 +190,7 @@ def methods(args):
     syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
     settings = rmm.CircuitSettings(("A", "B"), model=cell,
                                    synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)))
-    seed = rmm.CircuitRecording({k: Recording(-60.0 + 10.0 * _ou_current(4000, j, tau=20.0), _ou_current(4000, j + 1),
+    seed = rmm.CircuitRecording({k: Recording(-60.0 + 10.0 * ou_current(4000, seed=j, tau=20.0), ou_current(4000, seed=j + 1),
                                               dt=0.1) for j, k in ((1, "A"), (3, "B"))})
     teacher = rmm.init_circuit(seed, settings, seed=7)
     d = teacher.neurons[0].capacitance.dtype
@@ -208,7 +199,7 @@ def methods(args):
                                          c.neurons[q].currents[0].E, c.neurons[q].currents[1].g, c.synapses[q].current.g),
                               teacher, tuple(jnp.asarray(x, d) for x in (1.0, 0.5, 0.1, -60.0, [0.1], [0.3])))
     n = 60_000
-    i = np.stack([_ou_current(n, 10, sigma=1.0), _ou_current(n, 11, sigma=1.0)])
+    i = np.stack([ou_current(n, seed=10, sigma=1.0), ou_current(n, seed=11, sigma=1.0)])
     v, i_syn = rmm.simulate_circuit(teacher, i, [-60.0, -60.0])
     rng = np.random.default_rng(12)
     rec = rmm.CircuitRecording({k: Recording(v[q] + 0.1 * rng.standard_normal(n), i[q], dt=0.1, truth={

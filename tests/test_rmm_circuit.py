@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from neuromech import rmm
-from neuromech.recordings import Recording
+from neuromech.recordings import Recording, ou_current
 from neuromech.rmm import CircuitRecording
 
 CELL = rmm.ModelSettings(
@@ -24,18 +24,9 @@ SETTINGS = rmm.CircuitSettings(("B",), exogenous=("A",), model=CELL,
 NOISE = 0.02  # mV
 
 
-def _ou(n, seed, sigma=1.0, tau=10.0, dt=0.1):
-    rng = np.random.default_rng(seed)
-    a = np.exp(-dt / tau)
-    out = np.zeros(n)
-    for k in range(1, n):
-        out[k] = a * out[k - 1] + sigma * np.sqrt(1 - a * a) * rng.standard_normal()
-    return out
-
-
 def _noise_recording(n, seed):
-    v = -60.0 + 10.0 * _ou(n, seed, tau=20.0)
-    return Recording(v, _ou(n, seed + 1), dt=0.1)
+    v = -60.0 + 10.0 * ou_current(n, seed=seed, tau=20.0)
+    return Recording(v, ou_current(n, seed=seed + 1), dt=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +41,8 @@ def driven():
         lambda c: (c.neurons[0].capacitance, c.neurons[0].holding, c.neurons[0].currents[0].g,
                    c.neurons[0].currents[0].E, c.neurons[0].currents[1].g, c.synapses[0].current.g),
         teacher, tuple(jnp.asarray(x, dtype) for x in (1.0, 0.0, 0.1, -60.0, [0.1], [0.3])))
-    v_a = -60.0 + 15.0 * np.tanh(_ou(n, 4, tau=100.0))
-    i_b = _ou(n, 5, sigma=1.0)
+    v_a = -60.0 + 15.0 * np.tanh(ou_current(n, seed=4, tau=100.0))
+    i_b = ou_current(n, seed=5, sigma=1.0)
     v, i_syn = rmm.simulate_circuit(teacher, i_b[None], [-60.0, v_a[0]], v_exo=v_a[None])
     rng = np.random.default_rng(6)
     rec = CircuitRecording({

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from neuromech import rmm
-from neuromech.recordings import Recording, synthetic_recording
+from neuromech.recordings import Recording, ou_current, synthetic_recording
 
 SETTINGS = rmm.ModelSettings(
     filters=rmm.FilterSettings(tau_min=0.2, tau_max=30.0, n=10),
@@ -20,15 +20,6 @@ SETTINGS = rmm.ModelSettings(
               rmm.CurrentSettings("Na", activation_taus=(0.2, 2.0), reversal=50.0, reversal_std=0.0)),
 )
 NOISE = 0.02  # mV, measurement noise of the teacher's recording
-
-
-def _ou(n, dt, seed, sigma=0.6, tau=5.0):
-    rng = np.random.default_rng(seed)
-    a = np.exp(-dt / tau)
-    out = np.zeros(n)
-    for k in range(1, n):
-        out[k] = a * out[k - 1] + sigma * np.sqrt(1 - a * a) * rng.standard_normal()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +36,7 @@ def teacher_data():
         teacher, tuple(jnp.asarray(x, teacher.capacitance.dtype) for x in (1.0, 0.0, 0.1, -65.0, [0.2], [0.05])),
     )
     n = 80_000
-    i = _ou(n, dt, 1, sigma=1.0, tau=10.0)
+    i = ou_current(n, seed=1, sigma=1.0, tau=10.0, dt=dt)
     v = rmm.simulate(teacher, i, -65.0)
     noisy = v + NOISE * np.random.default_rng(2).standard_normal(n)
     rec = Recording(noisy, i, dt=dt, truth={"voltage_clean": v})

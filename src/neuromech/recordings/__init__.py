@@ -20,6 +20,7 @@ from ._load import read_recording as read_recording
 from ._load import read_text as read_text
 from ._load import write_npz as write_npz
 from ._recording import Recording as Recording
+from ._synthetic import ou_current as ou_current
 from ._recording import concatenate as concatenate
 from ._recording import parse_sweeps as parse_sweeps
 from ._synthetic import synthetic_recording as synthetic_recording

@@ -15,6 +15,23 @@ STG_FIXTURE = (8228.904834, 88.877566, 3.970819, 54.642893, 164.678951, 472.3211
 HH_CLASSIC = (120.0, 36.0, 0.3)
 
 
+def ou_current(n: int, *, seed: int, sigma: float = 1.0, tau: float = 10.0, dt: float = 0.1) -> np.ndarray:
+    """``n`` samples of an Ornstein–Uhlenbeck process (std ``sigma``, correlation time ``tau`` ms)
+    on a grid of ``dt`` ms, started at 0 and updated exactly: a test or benchmark drive.
+
+    Example:
+        >>> ou_current(4, seed=0).shape
+        (4,)
+    """
+    rng = np.random.default_rng(seed)
+    a = np.exp(-dt / tau)
+    shocks = sigma * np.sqrt(1 - a * a) * rng.standard_normal(max(n - 1, 0))
+    out = np.zeros(n)
+    for k in range(1, n):
+        out[k] = a * out[k - 1] + shocks[k - 1]
+    return out
+
+
 def synthetic_recording(
     model: str = "hh",
     duration: float = 10_000.0,
