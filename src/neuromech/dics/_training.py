@@ -150,10 +150,9 @@ def _loss(net, batch, std: Standardisation):
     return jnp.mean(nll.sum(1) + huber.sum(1) + 0.2 * ce + 0.1 * mse)
 
 
-def _batch(examples: Examples, index, rng, config: TrainingConfig | None):
-    trains = [examples.trains[i] for i in index]
-    if config is not None:
-        trains = [augment(t, rng, config) for t in trains]
+def _batch(examples: Examples, index, rng, config: TrainingConfig):
+    """An augmented training batch, padded to the training window."""
+    trains = [augment(examples.trains[i], rng, config) for i in index]
     tokens, mask, stats = encode_trains(trains, config.max_isis)
     return (tokens, mask, stats, (examples.dics[index] / DIC_SCALE).astype(np.float32),
             examples.bursting[index], examples.features[index].astype(np.float32))
