@@ -30,6 +30,18 @@ def test_chunks_are_written_then_resumed(data):
     assert len(frame) == 9 and frame["target"].nunique() == 3
 
 
+def test_several_folders_keep_their_targets_apart(data, tmp_path):
+    out, frame = data[0], data[3]
+    (tmp_path / "copy").mkdir()
+    for part in out.glob("part-*.parquet"):
+        (tmp_path / "copy" / part.name).write_bytes(part.read_bytes())
+    both = read_training_data([out, tmp_path / "copy"])
+    assert len(both) == 2 * len(frame) and both["target"].nunique() == 2 * frame["target"].nunique()
+    np.testing.assert_array_equal(both["g_s"].to_numpy(), np.tile(frame["g_s"].to_numpy(), 2))
+    with pytest.raises(FileNotFoundError, match="no training data parts"):
+        read_training_data([out, tmp_path / "missing"])
+
+
 def test_stored_dics_are_those_of_the_stored_conductances(data):
     frame = data[3]
     model = stg()

@@ -23,7 +23,8 @@ HELP = "train the spike-train → DIC network on generated training data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", type=Path, metavar="DIR", help="training data folder (neuromech training-data)")
+    parser.add_argument("data", type=Path, nargs="+", metavar="DIR",
+                        help="training data folder(s) made by neuromech training-data")
     parser.add_argument("--model", required=True, choices=["stg", "da"], help="the neuron model")
     parser.add_argument("--init", default=None, help="fine-tune this network ('stg', 'da' or a .json path)")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
@@ -40,7 +41,7 @@ def run(args) -> int:
     init = load_network(args.init) if args.init else None
     config = TrainingConfig(epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed)
     net, record = train_dic_network(frame, model=args.model, config=config, init=init)
-    record["command"] = (f"neuromech {NAME} {args.data} --model {args.model}" + (f" --init {args.init}" if args.init else "")
+    record["command"] = (f"neuromech {NAME} {' '.join(map(str, args.data))} --model {args.model}" + (f" --init {args.init}" if args.init else "")
                          + f" --epochs {args.epochs} --learning-rate {args.learning_rate} --seed {args.seed} --out {args.out}")
     path = save_network(args.out, net.net, net.standardisation, model=args.model, v_th=net.v_th,
                         max_isis=net.max_isis, record=record)

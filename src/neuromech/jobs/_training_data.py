@@ -166,14 +166,27 @@ def make_chunk(settings: TrainingDataSettings, i: int) -> pa.Table:
 
 
 def read_training_data(path, columns=None):
-    """The training data set at ``path`` (a folder made by :func:`generate_training_data`) as a
-    DataFrame, one row per simulated model; ``columns`` selects some."""
+    """The training data at ``path`` as a DataFrame, one row per simulated model; ``columns``
+    selects some.
+
+    ``path`` is a folder made by :func:`generate_training_data`, or a list of them (for instance
+    two runs with different seeds): their ``target`` numbers are then offset so that each folder's
+    targets stay distinct, and splits by target never mix degenerate siblings across folders.
+    """
     import pandas as pd
 
-    parts = sorted(Path(path).glob("part-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"no training data parts (part-*.parquet) in {path}; generate them first")
-    return pd.concat([pd.read_parquet(p, columns=columns) for p in parts], ignore_index=True)
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    frames, offset = [], 0
+    for folder in paths:
+        parts = sorted(Path(folder).glob("part-*.parquet"))
+        if not parts:
+            raise FileNotFoundError(f"no training data parts (part-*.parquet) in {folder}; generate them first")
+        frame = pd.concat([pd.read_parquet(p, columns=columns) for p in parts], ignore_index=True)
+        if "target" in frame and len(paths) > 1:
+            frame["target"] = frame["target"] + offset
+            offset = int(frame["target"].max()) + 1
+        frames.append(frame)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 @dataclasses.dataclass(frozen=True)
