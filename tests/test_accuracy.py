@@ -11,7 +11,10 @@ from neuromech.dics import generate_population
 FIXTURE = [8228.904834, 88.877566, 3.970819, 54.642893, 164.678951, 472.321169, 0.610392, 0.012287]
 # Spiking (g_s > 0) and bursting (g_s < 0) targets inside the published training ranges.
 STG_TARGETS = [(4.0, 5.0), (10.0, 8.0), (-4.0, 6.0), (-10.0, 10.0)]
-DA_TARGETS = [(8.0, 2.0), (0.0, 6.0), (-4.0, 6.0)]
+# DA: slow pacemakers near threshold and irregular bursters are often ill-conditioned (their
+# float32 and float64 runs disagree by > 0.1 %), so enough models are drawn that at least 10
+# well-conditioned ones remain (about 35 % of DA models are, measured over 28 draws).
+DA_TARGETS = [(8.0, 2.0), (0.0, 6.0), (-4.0, 6.0), (12.0, 4.0), (2.0, 10.0)]
 
 
 def _population(model, targets, per_target, seed):
@@ -56,6 +59,9 @@ def test_stg_default_dt_matches_bdf():
 @pytest.mark.reference
 def test_da_default_dt_matches_bdf():
     model = da()
-    g = _population(model, DA_TARGETS, 4, seed=21)
+    g = _population(model, DA_TARGETS, 8, seed=21)
     _, table = validate(model, g, workers=2)
-    _check(table[model.dt], f"DA, {len(g)} models, dt = {model.dt} ms", min_models=6)
+    result = table[model.dt]
+    ok = result["well_conditioned"]
+    assert set(result["pattern_ref"][ok]) >= {"tonic", "bursting"}  # both kinds are compared
+    _check(result, f"DA, {len(g)} models, dt = {model.dt} ms", min_models=10)
