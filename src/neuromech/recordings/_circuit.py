@@ -1,8 +1,13 @@
-"""Multi-channel recordings of a circuit: one :class:`Recording` per neuron, on one time base."""
+"""Multi-channel recordings of a circuit: one :class:`Recording` per neuron, on one time base.
+
+Files: :func:`read_circuit_recording` reads ``.mat`` (``V1..Vn``, ``I1..Im``), ``.npz`` (written by
+:func:`write_circuit_npz`) and ``.csv``/``.txt`` (``t_ms``, ``v_mV[NAME]``, ``i_nA[NAME]``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -124,3 +129,273 @@ class CircuitRecording:
     def split_time(self, fractions=(0.7, 0.15, 0.15)) -> tuple["CircuitRecording", ...]:
         parts = {n: r.split_time(fractions) for n, r in self.channels.items()}
         return tuple(CircuitRecording({n: p[k] for n, p in parts.items()}) for k in range(len(fractions)))
+
+    def resample(self, dt: float) -> "CircuitRecording":
+        """Every channel's :meth:`Recording.resample` (ms)."""
+        return self._apply(lambda r: r.resample(dt))
+
+    def lowpass(self, cutoff_hz: float, **options) -> "CircuitRecording":
+        """Every channel's :meth:`Recording.lowpass` (Hz; same options)."""
+        return self._apply(lambda r: r.lowpass(cutoff_hz, **options))
+
+
+# ------------------------------------------------------------------------------------- files
+CIRCUIT_SUFFIXES = (".mat", ".npz", ".csv", ".txt", ".dat")
+
+
+def read_circuit_recording(path, *, channels: Sequence[str] = (), dt: float | None = None,
+                           time_unit: str | None = None, voltage_unit: str | None = None,
+                           current_unit: str | None = None) -> CircuitRecording:
+    """Read a multi-channel (circuit) recording: one voltage and one injected current per channel.
+
+    Formats, by suffix:
+
+    - ``.mat`` (v5–v7.2): ``V1..Vn`` the voltages of channels 1..n and ``I1..Im`` the currents
+      injected into them (the RMM authors' layout); a channel without its ``Ik`` was not injected:
+      its current is zero and ``metadata["current_recorded"]`` is False. 2-D arrays hold sweeps in
+      columns. dt from a ``dt`` key, ``fs``/``Fs``/``rate`` (Hz) or the ``dt`` argument. The file
+      does not name its channels: ``channels`` does (one name per ``Vk``, in order), default
+      ``"V1"``, ``"V2"``, ...
+    - ``.npz`` written by :func:`write_circuit_npz`: ``channels`` (names), ``voltage`` and
+      ``current`` (sweeps, channels, samples), ``dt``, optional ``t0``, ``sweeps``, units, truth.
+    - ``.csv``/``.txt``/``.dat`` with a header: ``t_ms`` (or ``dt=``), optional ``sweep``, and per
+      channel NAME a voltage column ``v_mV[NAME]`` and a current column ``i_nA[NAME]`` (units as
+      in :func:`~neuromech.recordings.read_text`; also ``v_measured[NAME]``/``i_applied[NAME]``, so
+      a circuit prediction written by ``neuromech predict`` reads back). A channel without a current
+      column was not injected (zero current, ``current_recorded`` False).
+
+    For ``.npz`` and text files, which name their channels, ``channels`` (if given) must list the
+    same names in the same order.
+
+    Raises:
+        ValueError: for an unknown suffix, a voltage without any channel, ``channels`` whose count
+            or names differ from the file's channels, or bad content (as the one-channel loaders).
+
+    Example:
+        >>> rec = read_circuit_recording("lp_pd.mat", channels=("PD", "LP"))   # doctest: +SKIP
+        >>> rec.names                                                           # doctest: +SKIP
+        ('PD', 'LP')
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CIRCUIT_SUFFIXES:
+        raise ValueError(f"{path}: a circuit recording is read from {', '.join(CIRCUIT_SUFFIXES)} files, not "
+                         f"{suffix!r}; convert it (e.g. write_circuit_npz)")
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    units = {"time_unit": time_unit, "voltage_unit": voltage_unit, "current_unit": current_unit}
+    if suffix == ".mat":
+        return _read_mat(path, tuple(channels), dt, **units)
+    rec = _read_npz(path, **units) if suffix == ".npz" else _read_text(path, dt, **units)
+    if channels and tuple(channels) != rec.names:
+        raise ValueError(
+            f"{path} names its {len(rec.names)} channel(s) {list(rec.names)}, but {len(channels)} channel name(s) "
+            f"{list(channels)} were given; leave the channel names out (the file has them) or make them agree"
+        )
+    return rec
+
+
+def _read_mat(path, channels, dt, time_unit, voltage_unit, current_unit) -> CircuitRecording:
+    import re
+
+    import scipy.io
+
+    from ._load import _Units
+    from ._units import to_internal
+
+    try:
+        data = scipy.io.loadmat(path)
+    except NotImplementedError as err:  # v7.3 files are HDF5
+        raise ValueError(f"{path}: MATLAB v7.3 (HDF5) file; save it with -v7 or convert it to .npz") from err
+    keys = sorted(k for k in data if not k.startswith("__"))
+    numbers = sorted(int(m.group(1)) for k in keys if (m := re.fullmatch(r"V(\d+)", k)))
+    if not numbers:
+        raise ValueError(f"{path}: no voltage keys V1, V2, ...; found {keys}")
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"{path}: voltage keys must be V1..Vn without gaps, found {['V%d' % n for n in numbers]}")
+    extra = [k for k in keys if re.fullmatch(r"I(\d+)", k) and int(k[1:]) not in numbers]
+    if extra:
+        raise ValueError(f"{path}: current(s) {extra} have no voltage (the file has V1..V{len(numbers)})")
+    names = channels or tuple(f"V{n}" for n in numbers)
+    if len(names) != len(numbers):
+        raise ValueError(
+            f"{path} holds {len(numbers)} voltage channel(s) V1..V{len(numbers)}, but {len(names)} channel name(s) "
+            f"{list(names)} were given; give one name per voltage channel, in order"
+        )
+    if dt is None and "dt" in data:
+        dt = float(np.squeeze(data["dt"]))
+    elif dt is None:
+        for key in ("fs", "Fs", "rate"):
+            if key in data:
+                dt, time_unit = 1.0 / float(np.squeeze(data[key])), "s"
+                break
+    if dt is None:
+        raise ValueError(f"{path}: no dt/fs key; pass dt= (sampling period, time_unit, default ms)")
+    units = _Units(path)
+    step = float(to_internal(dt, units.use("time", time_unit, None, "ms"), "time"))
+    v_unit = units.use("voltage", voltage_unit, None, "mV")
+    i_unit = units.use("current", current_unit, None, "nA")
+    meta = units.metadata(format="mat")
+
+    def sweeps(x):
+        x = np.asarray(x, dtype=float)
+        x = x.reshape(-1, 1) if min(x.shape) == 1 else x
+        return x.T  # samples × sweeps → sweeps × samples
+
+    out = {}
+    for n, name in zip(numbers, names):
+        v = to_internal(sweeps(data[f"V{n}"]), v_unit, "voltage")
+        has_i = f"I{n}" in data
+        i = to_internal(sweeps(data[f"I{n}"]), i_unit, "current") if has_i else np.zeros_like(v)
+        out[name] = Recording(v, i, dt=step, metadata={**meta, "channel": f"V{n}", "current_recorded": has_i})
+    return _named(out, path)
+
+
+def _named(channels: dict, path) -> CircuitRecording:
+    try:
+        return CircuitRecording(channels)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+
+
+def _read_npz(path, time_unit, voltage_unit, current_unit) -> CircuitRecording:
+    import json
+
+    from ._load import _Units
+    from ._units import to_internal
+
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+        missing = {"channels", "voltage", "current", "dt"} - keys
+        if missing:
+            hint = " (a one-neuron recording? read it with read_recording)" if "channels" in missing else ""
+            raise ValueError(f"{path}: missing key(s) {sorted(missing)} of a circuit recording{hint}; "
+                             f"found {sorted(keys)}")
+        names = tuple(str(n) for n in np.atleast_1d(data["channels"]))
+        v, i = np.asarray(data["voltage"], float), np.asarray(data["current"], float)
+        v, i = (v[None] if v.ndim == 2 else v), (i[None] if i.ndim == 2 else i)
+        if v.ndim != 3 or v.shape != i.shape or v.shape[1] != len(names):
+            raise ValueError(f"{path}: voltage {data['voltage'].shape} and current {data['current'].shape} must both "
+                             f"be (sweeps, channels, samples) with one channel per name in channels {list(names)}")
+        stored = {k: str(data[f"{k}_unit"]) if f"{k}_unit" in keys else None for k in ("time", "voltage", "current")}
+        units = _Units(path)
+        t_unit = units.use("time", time_unit, stored["time"], "ms")
+        v = to_internal(v, units.use("voltage", voltage_unit, stored["voltage"], "mV"), "voltage")
+        i_unit = units.use("current", current_unit, stored["current"], "nA")
+        i = to_internal(i, i_unit, "current")
+        truth = {n: {} for n in names}
+        index = json.loads(str(data["truth_index"])) if "truth_index" in keys else []
+        for k, (channel, name) in enumerate(index):
+            truth[channel][name] = to_internal(data[f"truth_{k}"], i_unit, "current")
+        meta = units.metadata(format="npz")
+        stored_meta = json.loads(str(data["metadata_json"])) if "metadata_json" in keys else {}
+        recorded = np.atleast_1d(data["current_recorded"]) if "current_recorded" in keys else np.ones(len(names), bool)
+        kw = {"dt": float(to_internal(data["dt"], t_unit, "time")),
+              "t0": float(to_internal(data["t0"], t_unit, "time")) if "t0" in keys else 0.0,
+              "sweeps": tuple(int(s) for s in data["sweeps"]) if "sweeps" in keys else None}
+        out = {n: Recording(v[:, c], i[:, c], metadata={**stored_meta.get(n, {}), **meta,
+                                                          "current_recorded": bool(recorded[c])},
+                            truth=truth[n] or None, **kw) for c, n in enumerate(names)}
+    return _named(out, path)
+
+
+def write_circuit_npz(path, recording: CircuitRecording) -> Path:
+    """Write ``recording`` (every channel, with its ground truth) to ``path`` (.npz), atomically, in
+    ms/mV/nA; :func:`read_circuit_recording` reads it back."""
+    import json
+
+    from ..io import atomic_path
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"{path}: a circuit recording is written as .npz; name the file *.npz")
+    names = recording.names
+    first = recording[names[0]]
+    arrays = {"channels": np.asarray(names), "voltage": recording.voltages(names),
+              "current": recording.currents(names), "dt": recording.dt, "t0": first.t0,
+              "sweeps": np.asarray(first.sweeps), "time_unit": "ms", "voltage_unit": "mV", "current_unit": "nA",
+              "current_recorded": np.asarray([recording[n].metadata.get("current_recorded", True) for n in names]),
+              "metadata_json": json.dumps({n: recording[n].metadata for n in names}, default=str)}
+    index = [(n, k) for n in names for k in (recording[n].truth or {})]
+    for q, (n, k) in enumerate(index):
+        arrays[f"truth_{q}"] = recording[n].truth[k]
+    arrays["truth_index"] = json.dumps(index)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    return path
+
+
+def _read_text(path, dt, time_unit, voltage_unit, current_unit) -> CircuitRecording:
+    import re
+
+    import pandas as pd
+
+    from ._load import _column, _Units, _uniform_step
+    from ._units import canonical_unit, to_internal
+
+    sep = "," if path.suffix.lower() == ".csv" else r"\s+"
+    table = pd.read_csv(path, sep=sep, engine="python")
+    plain, per = {}, {}  # quantity -> column; (channel, quantity) -> (column, unit)
+    for col in map(str, table.columns):
+        m = re.fullmatch(r"(.+?)\[(.+)\]", col.strip())
+        kind, unit = _column(m.group(1) if m else col)
+        if m and kind in ("voltage", "current") and not m.group(1).lower().startswith("v_predicted"):
+            per[(m.group(2), kind)] = (col, unit)
+        elif not m and kind in ("time", "sweep"):
+            plain[kind] = (col, unit)
+    names = tuple(dict.fromkeys(c for c, kind in per if kind == "voltage"))
+    if not names:
+        raise ValueError(f"{path}: no voltage column of a channel; columns found: {list(map(str, table.columns))}. "
+                         "Name them v_mV[NAME] and i_nA[NAME], one pair per channel")
+    orphans = [c for c, kind in per if kind == "current" and c not in names]
+    if orphans:
+        raise ValueError(f"{path}: current column(s) for channel(s) {orphans} without a voltage column "
+                         f"v_mV[...]; the voltage channels are {list(names)}")
+    if "time" not in plain and dt is None:
+        raise ValueError(f"{path}: no time column; pass dt= (the sampling period) or add a t_ms column")
+
+    def numeric(col, what):
+        x = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(x))
+        if bad.size:
+            raise ValueError(f"{path}: column {col} ({what}) has {bad.size} missing or non-numeric value(s), the "
+                             f"first on line {int(bad[0]) + 2}; a gap in a recording cannot be fitted — cut the file "
+                             "around it")
+        return x
+
+    units = _Units(path)
+    t_unit = units.use("time", time_unit, plain.get("time", (0, None))[1], "ms")
+    sweep = numeric(plain["sweep"][0], "sweep") if "sweep" in plain else np.zeros(len(table))
+    labels, starts = np.unique(sweep, return_index=True)
+    labels = labels[np.argsort(starts)]
+    rows = [np.flatnonzero(sweep == s) for s in labels]
+    if len({len(r) for r in rows}) != 1:
+        lengths = sorted({len(r) for r in rows})
+        raise ValueError(f"{path}: sweeps have different lengths {lengths}; split them into separate files")
+    if "time" in plain:
+        t = to_internal(numeric(plain["time"][0], "time"), t_unit, "time")
+        step, t0 = _uniform_step(t[rows[0]], path)
+        for r in rows[1:]:
+            _uniform_step(t[r], path)
+    else:
+        step, t0 = float(to_internal(dt, t_unit, "time")), 0.0
+    given = {"voltage": voltage_unit, "current": current_unit}
+    arrays = {}
+    for (name, kind), (col, unit) in per.items():
+        u = canonical_unit(given[kind], kind) if given[kind] else (canonical_unit(unit, kind) if unit else None)
+        if u is None:  # assumed: announced once per quantity
+            default = "mV" if kind == "voltage" else "nA"
+            u = default if kind in units.assumed else units.use(kind, None, None, default)
+        else:
+            units.read.setdefault(kind, u)
+        x = to_internal(numeric(col, kind), u, kind)
+        arrays[(name, kind)] = np.stack([x[r] for r in rows])
+    meta = units.metadata(format="text")
+    out = {}
+    for name in names:
+        v = arrays[(name, "voltage")]
+        has_i = (name, "current") in arrays
+        out[name] = Recording(v, arrays[(name, "current")] if has_i else np.zeros_like(v), dt=step, t0=t0,
+                              sweeps=tuple(int(s) for s in labels), metadata={**meta, "current_recorded": has_i})
+    return _named(out, path)
