@@ -16,11 +16,17 @@ Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
 - Circuits: :class:`Circuit` (neurons, exogenous voltages, :class:`Synapse`, :class:`Gap`),
   :class:`CircuitSettings`, :func:`init_circuit`, :func:`circuit_step`, :func:`simulate_circuit`,
   :func:`fit_circuit` (teacher forcing, multiple shooting, generalised teacher forcing),
-  :func:`circuit_readout`; data: :class:`CircuitRecording`, :func:`synthetic_circuit`.
+  :func:`circuit_readout`, :func:`predict_circuit` and :func:`evaluate_circuit` (free-run metrics per
+  neuron and synapse); settings of ``neuromech fit`` with a ``[circuit]`` table:
+  :class:`CircuitConfig`, :class:`CircuitDescription`, :func:`circuit_config_from_dict`; files:
+  :func:`save_circuit`, :func:`load_circuit`; data: :class:`CircuitRecording`,
+  :func:`read_circuit_recording`, :func:`write_circuit_npz`, :func:`synthetic_circuit`.
 - Online use: :func:`online` (causal streaming ``step``, RLS read-out), :func:`rls_update`, :func:`replay`.
 """
 
 from ..recordings._circuit import CircuitRecording as CircuitRecording
+from ..recordings._circuit import read_circuit_recording as read_circuit_recording
+from ..recordings._circuit import write_circuit_npz as write_circuit_npz
 from ..recordings._synthetic_circuit import GradedSynapse as GradedSynapse
 from ..recordings._synthetic_circuit import synthetic_circuit as synthetic_circuit
 from ._build import TrainingData as TrainingData
@@ -39,6 +45,13 @@ from ._circuit_fit import circuit_readout as circuit_readout
 from ._circuit_fit import circuit_teacher_forcing_loss as circuit_teacher_forcing_loss
 from ._circuit_fit import circuit_warm_start as circuit_warm_start
 from ._circuit_fit import fit_circuit as fit_circuit
+from ._circuit_serialise import load_circuit as load_circuit
+from ._circuit_serialise import save_circuit as save_circuit
+from ._circuit_settings import CircuitConfig as CircuitConfig
+from ._circuit_settings import CircuitDescription as CircuitDescription
+from ._circuit_settings import circuit_config_from_dict as circuit_config_from_dict
+from ._circuit_validate import evaluate_circuit as evaluate_circuit
+from ._circuit_validate import predict_circuit as predict_circuit
 from ._build import init_rmm as init_rmm
 from ._build import teacher_forcing_data as teacher_forcing_data
 from ._currents import ConductanceCurrent as ConductanceCurrent

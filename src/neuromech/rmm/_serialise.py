@@ -1,4 +1,8 @@
-"""Saving and loading trained RMMs: Equinox leaves + the settings that rebuild the structure."""
+"""Saving and loading trained RMMs: Equinox leaves + the settings that rebuild the structure.
+
+The strict reading (:func:`read_meta`, :func:`read_weights`) serves circuits too
+(``_circuit_serialise``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from ._model import RMM
 from ._settings import RMMConfig, config_from_dict, config_to_dict
 
 FORMAT = "neuromech-rmm/1"
+CIRCUIT_FORMAT = "neuromech-rmm-circuit/1"
 
 
 def save_model(directory: str | os.PathLike, model: RMM, config: RMMConfig = RMMConfig()) -> Path:
@@ -23,19 +28,9 @@ def save_model(directory: str | os.PathLike, model: RMM, config: RMMConfig = RMM
 
     Both are written atomically; the directory is created if needed.
     """
-    from ..io import atomic_path
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, model)
     meta = {"format": FORMAT, "dt": model.dt, "v_bounds": list(model.v_bounds),
             "dtype": str(model.bank.A.dtype), "names": list(model.names), "config": config_to_dict(config)}
-    with atomic_path(directory / "model.eqx") as tmp:
-        tmp.write_bytes(buffer.getvalue())
-    with atomic_path(directory / "model.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
-    return directory
+    return write_model_files(directory, model, meta)
 
 
 def load_model(directory: str | os.PathLike) -> tuple[RMM, RMMConfig]:
@@ -46,18 +41,48 @@ def load_model(directory: str | os.PathLike) -> tuple[RMM, RMMConfig]:
         ValueError: for a missing/foreign ``model.json``, or weights that do not match (a file from
             another model or a truncated one).
     """
+    meta = read_meta(directory, FORMAT)
+    config = config_from_dict(meta["config"])
+    like = skeleton(config.model, meta["dt"], tuple(meta["v_bounds"]))
+    return read_weights(directory, like), config
+
+
+def read_meta(directory: str | os.PathLike, expected: str) -> dict:
+    """``model.json`` of a saved model of format ``expected``, with the JAX precision it needs.
+
+    Raises:
+        ValueError: for no model.json, another format (a circuit where a neuron is expected, or
+            the reverse: the message says which loader to use), or another float precision.
+    """
     directory = Path(directory)
     meta_path = directory / "model.json"
     if not meta_path.is_file():
         raise ValueError(f"{directory} is not a saved RMM: no model.json (save one with neuromech fit)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
-    config = config_from_dict(meta["config"])
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_path} is not valid JSON: {err}") from err
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != expected:
+        loaders = {FORMAT: "load_model (a single neuron)", CIRCUIT_FORMAT: "load_circuit (a circuit)"}
+        hint = f"; it holds a model for {loaders[found]}" if found in loaders else ""
+        raise ValueError(f"{meta_path}: format {found!r}, expected {expected!r}{hint}")
     dtype = jnp.dtype(meta["dtype"])
     if jnp.asarray(1.0).dtype != dtype:
         raise ValueError(f"{directory} was saved with {dtype} arrays; enable the same JAX precision to load it")
-    like = skeleton(config.model, meta["dt"], tuple(meta["v_bounds"]))
+    return meta
+
+
+def read_weights(directory: str | os.PathLike, like):
+    """The arrays of ``directory/model.eqx`` loaded into ``like``, strictly: every array's shape and
+    dtype must match, nothing may be left over, and every value must be finite.
+
+    Raises:
+        ValueError: naming the file and what did not match.
+    """
+    import jax
+
+    directory = Path(directory)
     raw = (directory / "model.eqx").read_bytes()
     stream = io.BytesIO(raw)
     try:
@@ -66,6 +91,30 @@ def load_model(directory: str | os.PathLike) -> tuple[RMM, RMMConfig]:
         raise ValueError(f"{directory}/model.eqx does not match its model.json settings: {err}") from err
     if stream.tell() != len(raw):
         raise ValueError(f"{directory}/model.eqx has {len(raw) - stream.tell()} unread bytes: not this model's weights")
-    if not all(np.all(np.isfinite(np.asarray(x))) for x in __import__("jax").tree.leaves(eqx.filter(model, eqx.is_array))):
+    if not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(eqx.filter(model, eqx.is_array))):
         raise ValueError(f"{directory}/model.eqx holds non-finite weights")
-    return model, config
+    return model
+
+
+def write_model_files(directory: str | os.PathLike, model, meta: dict) -> Path:
+    """Write ``model.eqx`` (the arrays of ``model``) and ``model.json`` (``meta``), each atomically."""
+    from ..io import atomic_path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, model)
+    with atomic_path(directory / "model.eqx") as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    with atomic_path(directory / "model.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def saved_format(directory: str | os.PathLike) -> str | None:
+    """The ``format`` a model directory's ``model.json`` declares (None when it has none)."""
+    try:
+        meta = json.loads((Path(directory) / "model.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return meta.get("format") if isinstance(meta, dict) else None

@@ -200,8 +200,12 @@ class RMMConfig:
     training: TrainingSettings = TrainingSettings()
 
 
-def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = ""):
+def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = "", base=None):
     """Build ``cls`` (a settings dataclass) from nested mappings, e.g. a parsed TOML file.
+
+    Keys left out keep their defaults; a nested table overrides only the keys it gives of its
+    field's default (a synapse's ``filters = {n = 4}`` keeps the synapse's own ``tau_min``), or of
+    ``base`` when given.
 
     Raises:
         ValueError: for an unknown key (listing the valid ones) or a value of the wrong type.
@@ -220,9 +224,15 @@ def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = ""):
             f"{' in [' + where.rstrip('.') + ']' if where else ''}: {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
-    values = {k: _convert(v, hints[k], f"{where}{k}") for k, v in raw.items()}
+    values = {}
+    for k, v in raw.items():
+        default = fields[k].default
+        if dataclasses.is_dataclass(hints[k]) and isinstance(default, hints[k]) and isinstance(v, Mapping):
+            values[k] = config_from_dict(v, hints[k], f"{where}{k}.", base=default)
+        else:
+            values[k] = _convert(v, hints[k], f"{where}{k}")
     try:
-        return cls(**values)
+        return cls(**values) if base is None else dataclasses.replace(base, **values)
     except TypeError as err:
         raise ValueError(f"[{where or 'config'}]: {err}") from err
 

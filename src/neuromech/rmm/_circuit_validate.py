@@ -1,0 +1,146 @@
+"""Free-run validation of a trained circuit RMM on held-out multi-channel recordings.
+
+Every modelled neuron runs in closed loop together, driven by its recorded injected current and the
+recorded exogenous voltages (SCIENCE.md §5, validation); each neuron's voltage is scored as a
+single neuron's is (RMSE, normalised inner product, spike coincidence factor, spike-count error),
+and where the recording carries the true synaptic currents (``truth["syn A->B"]`` of the
+postsynaptic channel, as :func:`~neuromech.rmm.synthetic_circuit` writes), so is each synapse:
+Pearson correlation of the true current with the free-run current and with the teacher-forced
+read-out from the measured voltages (:func:`~neuromech.rmm.circuit_readout`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._circuit import Circuit, simulate_circuit
+from ._circuit_fit import circuit_readout, circuit_warm_start
+from ._metrics import SweepMetrics, summarise, sweep_metrics
+from ._model import DivergenceError
+
+
+def _correlation(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
+    """Free run of ``circuit`` on every sweep of a :class:`CircuitRecording`.
+
+    With ``warmup`` (ms) the circuit first follows the measured voltages for that long
+    (:func:`~neuromech.rmm.circuit_warm_start`, causal) and runs free from there; the prediction
+    holds the measured voltages during the warm-up.
+
+    Returns:
+        ``(v, i_syn, diverged)``: (n_sweeps, n_neurons, T) voltages (mV), (n_sweeps, n_syn, T)
+        synaptic currents (nA; zero during the warm-up), and per sweep the time (ms, after the
+        warm-up) at which the free run diverged, or None. A diverged sweep holds its trajectory up
+        to the divergence and each neuron's measured first free-run voltage after it.
+
+    Raises:
+        ValueError: for a recording missing a channel of the circuit, a different dt, or a warm-up
+            as long as the sweeps.
+    """
+    from ._circuit_build import check_channels
+
+    check_channels(circuit, recording)
+    if abs(recording.dt - circuit.dt) > 1e-9 * circuit.dt:
+        raise ValueError(f"recording dt {recording.dt} ms differs from the circuit's {circuit.dt} ms; resample it")
+    n = len(circuit.names)
+    w = int(round(warmup / recording.dt))
+    if not 0 <= w < recording.n_samples - 2:
+        duration = recording.n_samples * recording.dt
+        raise ValueError(f"warmup {warmup} ms leaves nothing of sweeps lasting {duration:g} ms")
+    V, I = recording.voltages(circuit.channels), recording.currents(circuit.names)
+    v_out = np.array(V[:, :n], float)
+    i_out = np.zeros((recording.n_sweeps, len(circuit.synapses), recording.n_samples))
+    diverged = []
+    for s in range(recording.n_sweeps):
+        start = circuit_warm_start(circuit, V[s], w)
+        try:
+            vs, isyn = simulate_circuit(circuit, I[s, :, w:], None, v_exo=V[s, n:, w:], start=start)
+            diverged.append(None)
+        except DivergenceError as err:
+            k = err.voltage.shape[1]
+            vs = np.concatenate([err.voltage, np.repeat(V[s, :n, w:w + 1], V.shape[2] - w - k, axis=1)], axis=1)
+            isyn = np.zeros((len(circuit.synapses), V.shape[2] - w))
+            diverged.append(err.time)
+        v_out[s, :, w:] = vs
+        i_out[s, :, w:] = isyn
+    return v_out, i_out, diverged
+
+
+def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, window: float = 2.0,
+                     warmup: float = 0.0):
+    """Per-neuron and per-synapse metrics of a free run on ``recording`` (or a list of them).
+
+    Main arguments:
+        circuit: a trained :class:`Circuit`; recording: a :class:`CircuitRecording` or a list.
+
+    Other arguments:
+        threshold: spike threshold (mV); window: coincidence window (± ms); warmup: ms the circuit
+            follows the measured voltages before running free (metrics exclude it).
+
+    Returns:
+        ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps"}},
+        "synapses": {name: {"correlation_free_run", "correlation_readout", "rmse_readout"}}`` (only
+        synapses whose true current the recording carries), ``"summary"``: means over neurons of
+        the neurons' summaries and the number of diverged sweeps}. ``predictions``: per recording,
+        ``(v, i_syn)`` as :func:`predict_circuit` returns them.
+
+    Example:
+        >>> metrics, preds = evaluate_circuit(circuit, test, warmup=500.0)   # doctest: +SKIP
+        >>> metrics["neurons"]["B"]["summary"]["rmse"]                        # doctest: +SKIP
+    """
+    from ..recordings._circuit import CircuitRecording
+
+    recs = [recording] if isinstance(recording, CircuitRecording) else list(recording)
+    per_neuron = {name: [] for name in circuit.names}
+    syn = {s.name: {"truth": [], "free": [], "readout": []} for s in circuit.synapses}
+    predictions = []
+    w_of = lambda rec: int(round(warmup / rec.dt))  # noqa: E731
+    for rec in recs:
+        v, isyn, diverged = predict_circuit(circuit, rec, warmup=warmup)
+        predictions.append((v, isyn))
+        w = w_of(rec)
+        t = rec.time[w:]
+        for i, name in enumerate(circuit.names):
+            measured = rec[name].voltage
+            for s in range(rec.n_sweeps):
+                m = sweep_metrics(rec[name].sweeps[s], t, measured[s, w:], v[s, i, w:], threshold=threshold,
+                                  window=window)
+                if diverged[s] is not None:
+                    m = SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
+                                     m.spike_count_error, diverged[s])
+                per_neuron[name].append(m)
+        truths = {s.name: rec[circuit.names[s.post]].truth.get(s.name)
+                  for s in circuit.synapses if rec[circuit.names[s.post]].truth}
+        truths = {k: x for k, x in truths.items() if x is not None}
+        if truths:
+            readout = circuit_readout(circuit, rec)
+            for k, s in enumerate(circuit.synapses):
+                if s.name not in truths:
+                    continue
+                for q in range(rec.n_sweeps):
+                    syn[s.name]["truth"].append(truths[s.name][q, w:])
+                    syn[s.name]["readout"].append(readout[s.name][q, w:])
+                    syn[s.name]["free"].append(isyn[q, k, w:] if diverged[q] is None else None)
+    neurons = {name: {"summary": summarise(ms), "sweeps": [m.as_dict() for m in ms]} for name, ms in per_neuron.items()}
+    synapses = {}
+    for name, parts in syn.items():
+        if not parts["truth"]:
+            continue
+        truth, readout = np.concatenate(parts["truth"]), np.concatenate(parts["readout"])
+        kept = [(a, b) for a, b in zip(parts["truth"], parts["free"]) if b is not None]
+        free = _correlation(np.concatenate([a for a, _ in kept]), np.concatenate([b for _, b in kept])) if kept \
+            else float("nan")
+        synapses[name] = {"correlation_free_run": free, "correlation_readout": _correlation(truth, readout),
+                          "rmse_readout": float(np.sqrt(np.mean((truth - readout) ** 2)))}
+    summary = {key: float(np.nanmean([n["summary"][key] for n in neurons.values()]))
+               if any(np.isfinite(n["summary"][key]) for n in neurons.values()) else float("nan")
+               for key in ("rmse", "inner_product", "coincidence", "spike_count_error")}
+    summary["n_sweeps"] = sum(rec.n_sweeps for rec in recs)
+    summary["n_diverged"] = max(n["summary"]["n_diverged"] for n in neurons.values())
+    return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
