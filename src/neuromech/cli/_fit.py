@@ -13,8 +13,19 @@ score is kept; metrics are reported on the test data.
 Writes into MODEL_DIR: model.eqx + model.json (load with neuromech.rmm.load_model), report.json
 (metrics, training history) and figures (prediction.png, iv.png, gates.png).
 
+Circuits: a config with a [circuit] table fits a circuit RMM to multi-channel recordings (.mat
+with V1..Vn/I1..Im, an .npz written by write_circuit_npz, or a .csv with t_ms, v_mV[NAME],
+i_nA[NAME] columns): [circuit] neurons (modelled channels), exogenous (recorded-only channels),
+synapses ("pre -> post" or [[circuit.synapses]] tables), gaps ("a <-> b"), channels (names of a
+.mat file's V1..Vn), warmup (ms); every neuron takes the [model] settings; [training] (or several
+[[training]] stages run in order) holds neuromech.rmm.CircuitTrainingSettings. The stage that runs
+best on the validation data is kept. MODEL_DIR then holds a circuit (neuromech.rmm.load_circuit),
+report.json with per-neuron test metrics (and synaptic-current correlations when the recording
+carries the true currents) and prediction.png.
+
 Example:
   neuromech fit cellA_ramps.abf cellA_steps.abf --sweeps 0-10 --out models/cellA
+  neuromech fit lp_pd.mat --config circuit.toml --out models/lp_pd
 """
 
 from __future__ import annotations
@@ -42,10 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(path: Path | None):
-    """The :class:`RMMConfig` in a TOML file (defaults without one)."""
+    """The settings in a TOML file: a :class:`~neuromech.rmm.CircuitConfig` when it has a
+    ``[circuit]`` table, else an :class:`~neuromech.rmm.RMMConfig` (the defaults without a file)."""
     import tomllib
 
-    from ..rmm import RMMConfig, config_from_dict
+    from ..rmm import RMMConfig, circuit_config_from_dict, config_from_dict
 
     if path is None:
         return RMMConfig()
@@ -53,27 +65,25 @@ def load_config(path: Path | None):
         raw = tomllib.loads(Path(path).read_text())
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: not valid TOML: {err}") from err
+    unknown = sorted(set(raw) - {"data", "model", "training", "circuit"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {', '.join(repr(k) for k in unknown)}; valid tables: data, model, "
+                         "training, and circuit (for a circuit of several neurons)")
     try:
-        return config_from_dict(raw)
+        return circuit_config_from_dict(raw) if "circuit" in raw else config_from_dict(raw)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
 
 
-def prepare(paths, config, sweeps: str | None):
-    """Read, select, resample and filter the recordings; split into train, validation, test lists."""
-    from ..recordings import parse_sweeps, read_recording
+def _sweep_numbers(rec) -> tuple[int, ...]:
+    return rec.sweeps if hasattr(rec, "sweeps") else rec[rec.names[0]].sweeps
 
-    d = config.data
-    recs = []
-    for path in paths:
-        rec = read_recording(path)
-        if sweeps:
-            rec = rec.select(sweeps)
-        if d.dt:
-            rec = rec.resample(d.dt)
-        if d.lowpass_hz:
-            rec = rec.lowpass(d.lowpass_hz, current=False)
-        recs.append(rec)
+
+def split(recs, d) -> tuple[list, list | None, list | None]:
+    """Train, validation and test lists from recordings (one neuron's or circuits'), by held-out
+    sweeps (``d.validation_sweeps``, ``d.test_sweeps``) or else by time (``d.split``)."""
+    from ..recordings import parse_sweeps
+
     if len({round(r.dt, 12) for r in recs}) != 1:
         raise ValueError(f"the recordings have different sampling periods {[r.dt for r in recs]} ms; set [data] dt")
     train, val, test = [], [], []
@@ -81,8 +91,9 @@ def prepare(paths, config, sweeps: str | None):
         held_val = set(parse_sweeps(d.validation_sweeps)) if d.validation_sweeps else set()
         held_test = set(parse_sweeps(d.test_sweeps)) if d.test_sweeps else set()
         for rec in recs:
-            groups = {"train": [s for s in rec.sweeps if s not in held_val | held_test],
-                      "val": [s for s in rec.sweeps if s in held_val], "test": [s for s in rec.sweeps if s in held_test]}
+            numbers = _sweep_numbers(rec)
+            groups = {"train": [s for s in numbers if s not in held_val | held_test],
+                      "val": [s for s in numbers if s in held_val], "test": [s for s in numbers if s in held_test]}
             for name, target in (("train", train), ("val", val), ("test", test)):
                 if groups[name]:
                     target.append(rec.select(groups[name]))
@@ -95,16 +106,75 @@ def prepare(paths, config, sweeps: str | None):
     return train, val or None, test or None
 
 
+def prepare(paths, config, sweeps: str | None):
+    """Read, select, resample and filter the recordings; split into train, validation, test lists."""
+    from ..recordings import read_recording
+
+    d = config.data
+    recs = []
+    for path in paths:
+        rec = read_recording(path)
+        if sweeps:
+            rec = rec.select(sweeps)
+        if d.dt:
+            rec = rec.resample(d.dt)
+        if d.lowpass_hz:
+            rec = rec.lowpass(d.lowpass_hz, current=False)
+        recs.append(rec)
+    return split(recs, d)
+
+
+def read_circuit(path, config, sweeps: str | None = None, dt: float = 0.0):
+    """One multi-channel recording for a circuit ``config``: read (channels named by the file or by
+    ``[circuit] channels``), checked against the circuit, sweeps selected, resampled to ``dt`` (ms,
+    0: as recorded) and low-pass filtered as ``[data]`` says.
+
+    Raises:
+        ValueError: for a circuit naming channels the file does not have, or a modelled neuron whose
+            injected current the file does not hold.
+    """
+    from ..recordings._circuit import read_circuit_recording
+
+    description = config.circuit
+    rec = read_circuit_recording(path, channels=description.channels)
+    wanted = description.neurons + description.exogenous
+    missing = [c for c in wanted if c not in rec.names]
+    if missing:
+        raise ValueError(
+            f"{path}: the [circuit] table names channel(s) {missing} that the recording does not have; its "
+            f"{len(rec.names)} channel(s) are {list(rec.names)} — use those names in neurons/exogenous"
+            + ("" if description.channels else " (or name a .mat file's V1..Vn with [circuit] channels)")
+        )
+    silent = [n for n in description.neurons if not rec[n].metadata.get("current_recorded", True)]
+    if silent:
+        raise ValueError(
+            f"{path}: modelled neuron(s) {silent} have no injected-current record (I column or Ik key); a modelled "
+            "neuron is driven by its recorded current — add it (zeros if nothing was injected) or make the "
+            "channel exogenous"
+        )
+    if sweeps:
+        rec = rec.select(sweeps)
+    if dt and abs(rec.dt - dt) > 1e-9 * dt:
+        rec = rec.resample(dt)
+        if abs(rec.dt - dt) > 1e-6 * dt:
+            raise ValueError(f"cannot resample {path} (dt {rec.dt} ms) exactly to {dt} ms")
+    if config.data.lowpass_hz:
+        rec = rec.lowpass(config.data.lowpass_hz, current=False)
+    return rec
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     import numpy as np
 
     from ..io import atomic_path
-    from ..rmm import evaluate, fit, init_rmm, save_model
+    from ..rmm import RMMConfig, evaluate, fit, init_rmm, save_model
     from ..rmm._settings import config_to_dict, json_ready
 
     config = load_config(args.config)
+    if not isinstance(config, RMMConfig):
+        return run_circuit(args, config)
     tr = config.training
     if args.epochs is not None:
         tr = dataclasses.replace(tr, epochs=args.epochs)
@@ -139,6 +209,100 @@ def run(args: argparse.Namespace) -> int:
         f"coincidence {summary['coincidence']:.3f}, spike-count error {summary['spike_count_error']:.3f}")
     print(f"neuromech: fitted in {history['time_s']:.1f} s, wrote {args.out}{said}", file=sys.stderr)
     return 0
+
+
+def run_circuit(args: argparse.Namespace, config) -> int:
+    """``neuromech fit`` for a config with a ``[circuit]`` table: every training stage in order, the
+    stage with the best free-run validation score kept, metrics on the test data."""
+    import dataclasses
+
+    from ..io import atomic_path
+    from ..rmm import evaluate_circuit, fit_circuit, init_circuit, save_circuit, selection_score
+    from ..rmm._settings import config_to_dict, json_ready
+
+    changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    config = dataclasses.replace(config, training=tuple(dataclasses.replace(t, **changes) for t in config.training))
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a directory")
+    recs = [read_circuit(p, config, args.sweeps, config.data.dt) for p in args.recordings]
+    train, val, test = split(recs, config.data)
+    d, warmup = config.data, config.circuit.warmup
+    circuit = init_circuit(train, config.settings, seed=config.training[0].seed)
+    stages, candidates = [], []
+    for k, stage in enumerate(config.training):
+        circuit, history = fit_circuit(circuit, train, settings=stage, progress=not args.no_progress)
+        record = {"stage": k, "method": stage.method, "loss": history["loss"], "time_s": history["time_s"]}
+        if history["method"] == "gtf":
+            record["gamma"] = history["gamma"]
+        if val:
+            metrics, _ = evaluate_circuit(circuit, val, threshold=d.spike_threshold, warmup=warmup)
+            record["validation"] = metrics["summary"]
+            candidates.append((selection_score(metrics["summary"]), -k, circuit))
+        stages.append(record)
+    selected = len(stages) - 1
+    if candidates:  # the stage whose circuit runs best on the validation data (ties: the earlier)
+        _, neg_k, circuit = max(candidates, key=lambda c: (c[0], c[1]))
+        selected = -neg_k
+    unused = sorted({c for r in recs for c in r.names} - set(config.settings.channels))
+    report = {"recordings": [str(p) for p in args.recordings], "sweeps": args.sweeps, "config": config_to_dict(config),
+              "channels": list(circuit.channels), "channels_unused": unused,
+              "training_time_s": sum(r["time_s"] for r in stages), "stages": stages, "selected_stage": selected,
+              "capacitance_nF": {n: float(m.capacitance) for n, m in zip(circuit.names, circuit.neurons)},
+              "holding_nA": {n: float(m.holding) for n, m in zip(circuit.names, circuit.neurons)}}
+    preds = None
+    for name, data in (("validation_metrics", val), ("test_metrics", test)):
+        if data:
+            metrics, p = evaluate_circuit(circuit, data, threshold=d.spike_threshold, warmup=warmup)
+            report[name] = metrics
+            preds = p if name == "test_metrics" else preds
+    save_circuit(args.out, circuit, config)
+    if not args.no_figures:
+        shown = test or val or train
+        if preds is None:
+            _, preds = evaluate_circuit(circuit, shown, threshold=d.spike_threshold, warmup=warmup)
+        report["figures"] = [_circuit_figure(args.out / "prediction.png", circuit, shown[0], preds[0])]
+    with atomic_path(args.out / "report.json") as tmp:
+        tmp.write_text(json.dumps(json_ready(report), indent=2, default=float))
+    said = ""
+    if "test_metrics" in report:
+        per = report["test_metrics"]["neurons"]
+        said = "; test: " + ", ".join(f"{n} RMSE {m['summary']['rmse']:.2f} mV, coincidence "
+                                      f"{m['summary']['coincidence']:.3f}" for n, m in per.items())
+        for syn, m in report["test_metrics"]["synapses"].items():
+            said += f"; {syn} current correlation {m['correlation_readout']:.3f} (read-out)"
+    print(f"neuromech: fitted a circuit of {len(circuit.names)} neuron(s) in {report['training_time_s']:.1f} s, "
+          f"wrote {args.out}{said}", file=sys.stderr)
+    return 0
+
+
+def _circuit_figure(path: Path, circuit, rec, pred) -> str:
+    """Measured and free-run voltage of each modelled neuron (first held-out sweep), the exogenous
+    voltages and the injected currents below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..rmm import plot_prediction
+
+    v, _ = pred
+    n, rows = len(circuit.names), len(circuit.names) + len(circuit.exogenous) + 1
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 1.2 + 1.8 * rows), sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    t = rec.time
+    for i, name in enumerate(circuit.names):
+        plot_prediction(t, rec[name].voltage[0], v[0, i], ax=axes[i], title=f"{name} (held-out sweep "
+                        f"{rec[name].sweeps[0]})")
+    for j, name in enumerate(circuit.exogenous):
+        axes[n + j].plot(t, rec[name].voltage[0], color="0.4", lw=0.7)
+        axes[n + j].set_ylabel(f"{name} V (mV)")
+        axes[n + j].set_title(f"{name} (exogenous, recorded)")
+    for name in circuit.names:
+        axes[-1].plot(t, rec[name].current[0], lw=0.7, label=name)
+    axes[-1].set_ylabel("I (nA)")
+    axes[-1].set_xlabel("time (ms)")
+    axes[-1].legend(loc="upper right", frameon=False, fontsize=7)
+    return _save(fig, path)
 
 
 def _figures(out: Path, model, recs, preds, model_warmup: float = 0.0) -> list[str]:

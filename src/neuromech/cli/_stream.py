@@ -2,12 +2,15 @@
 loop would; report the per-sample latency and the read-out parameters' estimates.
 
 Observer mode (measured voltage drives the model; one-step prediction and current read-out), with
-recursive least squares on the linear read-out unless --no-rls. Circuits are streamed through the
-Python API (``neuromech.rmm.online``); this command takes single-neuron models saved by
-``neuromech fit``. With --out, writes a CSV of the parameter estimates over time (ms).
+recursive least squares on the linear read-out unless --no-rls. MODEL_DIR is a single neuron or a
+circuit saved by ``neuromech fit``; a circuit streams a multi-channel RECORDING (read as for fit):
+every channel's measured voltage and each modelled neuron's injected current, sample by sample.
+With --out, writes a CSV of the parameter estimates over time (ms): columns t_ms and PARAM[k] for
+a neuron, NEURON.PARAM[k] for a circuit.
 
 Example:
   neuromech stream models/cellA cellA_steps.abf --sweeps 12 --seconds 5 --out est.csv
+  neuromech stream models/lp_pd lp_pd_test.mat --seconds 2
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 NAME = "stream"
-HELP = "replay a recording through a fitted RMM online (latency and RLS estimates)"
+HELP = "replay a recording through a fitted RMM or circuit online (latency and RLS estimates)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,34 +41,47 @@ def run(args: argparse.Namespace) -> int:
 
     from ..io import atomic_path
     from ..recordings import read_recording
-    from ..rmm import load_model, online, replay
+    from ..rmm import Circuit, load_circuit, load_model, online, replay
+    from ..rmm._serialise import CIRCUIT_FORMAT, saved_format
 
     if args.seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
     if args.out is not None and args.out.suffix.lower() != ".csv":
         raise ValueError(f"--out {args.out}: the estimates are a CSV table; name it *.csv")
-    model, _ = load_model(args.model)
-    rec = read_recording(args.recording)
-    if args.sweeps:
-        rec = rec.select(args.sweeps)
-    if abs(rec.dt - model.dt) > 1e-9 * model.dt:
-        rec = rec.resample(model.dt)
+    if saved_format(args.model) == CIRCUIT_FORMAT:
+        from ._fit import read_circuit
+
+        model, config = load_circuit(args.model)
+        circuit = model
+        rec = read_circuit(args.recording, config, args.sweeps, model.dt)
+        voltage, current = rec.voltages(circuit.channels)[0], rec.currents(circuit.names)[0]
+        sweep = rec[circuit.names[0]].sweeps[0]
+    else:
+        model, _ = load_model(args.model)
+        rec = read_recording(args.recording)
+        if args.sweeps:
+            rec = rec.select(args.sweeps)
+        if abs(rec.dt - model.dt) > 1e-9 * model.dt:
+            rec = rec.resample(model.dt)
+        voltage, current, sweep = rec.voltage[:1], rec.current[:1], rec.sweeps[0]
     n = min(rec.n_samples, int(round(args.seconds * 1000.0 / rec.dt)))
     streamer = online(model, rls=not args.no_rls, forgetting=args.forgetting)
-    res = replay(streamer, rec.voltage[0, :n], rec.current[0, :n])
+    res = replay(streamer, voltage[:, :n], current[:, :n])
     lat = res["latency_us"]
-    names = res["parameter_names"][0]
-    theta = res["theta"][0]
     budget = 1000.0 * rec.dt  # µs per sample in real time
-    print(f"neuromech: streamed {n} samples ({n * rec.dt / 1000:g} s) of sweep {rec.sweeps[0]}: latency p50 "
+    print(f"neuromech: streamed {n} samples ({n * rec.dt / 1000:g} s) of sweep {sweep}: latency p50 "
           f"{np.percentile(lat, 50):.1f} µs, p99 {np.percentile(lat, 99):.1f} µs, max {lat.max():.0f} µs "
           f"(real time allows {budget:g} µs); {int(res['flagged'].sum())} flagged sample(s)", file=sys.stderr)
-    if theta.size:
-        first, last = theta[0], theta[-1]
+    circuit = isinstance(model, Circuit)
+    columns = {}
+    for q, (names, theta) in enumerate(zip(res["parameter_names"], res["theta"])):
+        prefix = f"{model.names[q]}." if circuit else ""
         for k, name in enumerate(names):
-            print(f"  {name}[{k}]: {first[k]:.4g} -> {last[k]:.4g}", file=sys.stderr)
+            if theta.size:
+                print(f"  {prefix}{name}[{k}]: {theta[0, k]:.4g} -> {theta[-1, k]:.4g}", file=sys.stderr)
+                columns[f"{prefix}{name}[{k}]"] = theta[:, k]
     if args.out is not None:
-        table = pd.DataFrame(theta, columns=[f"{nm}[{k}]" for k, nm in enumerate(names)])
+        table = pd.DataFrame(columns)
         table.insert(0, "t_ms", res["theta_time"])
         with atomic_path(args.out) as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
