@@ -273,12 +273,26 @@ def test_predict_writes_one_row_per_sample_and_matches_the_api(files, fitted, ca
     np.testing.assert_allclose(table["v_predicted[post]"][w:], v[0], rtol=1e-5, atol=1e-3)  # 6 printed digits
     np.testing.assert_array_equal(table["v_predicted[post]"][:w], table["v_measured[post]"][:w])
     np.testing.assert_allclose(table["i_syn_predicted[pre->post]"][w:], i_syn[0], rtol=1e-5, atol=1e-5)
+    readout = rmm.circuit_readout(circuit, rec)["syn pre->post"][0, :w]  # warm-up: read out, causal
+    np.testing.assert_allclose(table["i_syn_predicted[pre->post]"][:w], readout, rtol=1e-5, atol=1e-5)
     metrics = json.loads((root / "pred.metrics.json").read_text())
     assert metrics["neurons"]["post"]["sweeps"][0]["sweep"] == 0 and "syn pre->post" in metrics["synapses"]
     # The prediction table reads back as a circuit recording (measured voltages and currents).
     again = rmm.read_circuit_recording(out, voltage_unit="mV", current_unit="nA")
     assert again.names == ("post", "pre")
     np.testing.assert_allclose(again["post"].voltage, rec["post"].voltage, atol=1e-3)
+
+
+def test_predict_reports_a_diverging_circuit_and_writes_nothing(files, fitted, tmp_path, capsys):
+    root, _ = files
+    circuit, config = rmm.load_circuit(fitted)
+    # 10 µA of holding current drives the free run out of its voltage bounds within a few samples.
+    pushed = eqx.tree_at(lambda c: c.neurons[0].holding, circuit, jnp.asarray(1e4, circuit.neurons[0].holding.dtype))
+    rmm.save_circuit(tmp_path / "pushed", pushed, config)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "pushed"), str(root / "circuit.npz"), "--out", str(out)]) == 1
+    assert "diverged on sweep 0" in _error(capsys)
+    assert not out.exists() and not (tmp_path / "p.metrics.json").exists()
 
 
 def test_stream_replays_a_circuit(files, fitted, capsys):

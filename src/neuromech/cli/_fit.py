@@ -277,7 +277,8 @@ def run_circuit(args: argparse.Namespace, config) -> int:
 
 def _circuit_figure(path: Path, circuit, rec, pred) -> str:
     """Measured and free-run voltage of each modelled neuron (first held-out sweep), the exogenous
-    voltages and the injected currents below."""
+    voltages, true and free-run synaptic currents where the recording has the truth, and the
+    injected currents."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,8 +286,10 @@ def _circuit_figure(path: Path, circuit, rec, pred) -> str:
 
     from ..rmm import plot_prediction
 
-    v, _ = pred
-    n, rows = len(circuit.names), len(circuit.names) + len(circuit.exogenous) + 1
+    v, i_syn = pred
+    truths = [(k, s.name, rec[circuit.names[s.post]].truth[s.name]) for k, s in enumerate(circuit.synapses)
+              if s.name in (rec[circuit.names[s.post]].truth or {})]
+    n, rows = len(circuit.names), len(circuit.names) + len(circuit.exogenous) + len(truths) + 1
     fig, axes = plt.subplots(rows, 1, figsize=(9, 1.2 + 1.8 * rows), sharex=True, squeeze=False)
     axes = axes[:, 0]
     t = rec.time
@@ -297,6 +300,12 @@ def _circuit_figure(path: Path, circuit, rec, pred) -> str:
         axes[n + j].plot(t, rec[name].voltage[0], color="0.4", lw=0.7)
         axes[n + j].set_ylabel(f"{name} V (mV)")
         axes[n + j].set_title(f"{name} (exogenous, recorded)")
+    for row, (k, name, truth) in enumerate(truths, start=n + len(circuit.exogenous)):
+        axes[row].plot(t, truth[0], color="k", lw=0.8, label="true")
+        axes[row].plot(t, i_syn[0, k], color="tab:red", lw=0.8, alpha=0.8, label="RMM (free run)")
+        axes[row].set_ylabel("I_syn (nA)")
+        axes[row].set_title(name)
+        axes[row].legend(loc="upper right", frameon=False, fontsize=7)
     for name in circuit.names:
         axes[-1].plot(t, rec[name].current[0], lw=0.7, label=name)
     axes[-1].set_ylabel("I (nA)")

@@ -12,9 +12,10 @@ together in closed loop on a multi-channel RECORDING (read as for fit, channels 
 by the saved [circuit] channels), driven by their recorded currents and the recorded exogenous
 voltages. PRED.csv then has one row per sample with columns sweep, t_ms and, per modelled neuron
 NAME, i_applied[NAME], v_measured[NAME], v_predicted[NAME]; per exogenous channel v_measured[NAME];
-per synapse i_syn_predicted[PRE->POST] (nA). It reads back as a circuit recording. PRED.metrics.json
-holds per-neuron metrics and, when the recording carries true synaptic currents, their correlation
-with the free-run and read-out currents. --warmup defaults to the saved [circuit] warmup.
+per synapse i_syn_predicted[PRE->POST] (nA; during the warm-up, read out from the measured
+voltages). It reads back as a circuit recording. PRED.metrics.json holds per-neuron metrics and,
+when the recording carries true synaptic currents, their correlation with and RMSE from the
+free-run and read-out currents. --warmup defaults to the saved [circuit] warmup.
 
 Example:
   neuromech predict models/cellA cellA_steps.abf --sweeps 12-16 --out pred.csv
@@ -122,8 +123,8 @@ def run_circuit(args: argparse.Namespace) -> int:
             if sweep.get("diverged_at") is not None:
                 raise FloatingPointError(
                     f"the circuit's free run diverged on sweep {sweep['sweep']} at t = "
-                    f"{sweep['diverged_at'] + warmup:g} ms (a voltage left the range its neuron was trained on); it is unstable for this input — "
-                    "nothing written"
+                    f"{sweep['diverged_at'] + warmup:g} ms (a voltage left the range its neuron was trained on); it "
+                    "is unstable for this input — nothing written"
                 )
     v_pred, i_syn = preds[0]
     sweeps = rec[circuit.names[0]].sweeps

@@ -5,8 +5,9 @@ recorded exogenous voltages (SCIENCE.md §5, validation); each neuron's voltage 
 single neuron's is (RMSE, normalised inner product, spike coincidence factor, spike-count error),
 and where the recording carries the true synaptic currents (``truth["syn A->B"]`` of the
 postsynaptic channel, as :func:`~neuromech.rmm.synthetic_circuit` writes), so is each synapse:
-Pearson correlation of the true current with the free-run current and with the teacher-forced
-read-out from the measured voltages (:func:`~neuromech.rmm.circuit_readout`).
+Pearson correlation and RMSE of the true current against the free-run current and against the
+teacher-forced read-out from the measured voltages (:func:`~neuromech.rmm.circuit_readout`). The
+correlation ignores an offset and a scale: read it with the RMSE.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
 
     Returns:
         ``(v, i_syn, diverged)``: (n_sweeps, n_neurons, T) voltages (mV), (n_sweeps, n_syn, T)
-        synaptic currents (nA; zero during the warm-up), and per sweep the time (ms, after the
+        synaptic currents (nA; during the warm-up, read out from the measured voltages as
+        :func:`~neuromech.rmm.circuit_readout` does), and per sweep the time (ms, after the
         warm-up) at which the free run diverged, or None. A diverged sweep holds its trajectory up
         to the divergence and each neuron's measured first free-run voltage after it.
 
@@ -56,6 +58,10 @@ def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
     V, I = recording.voltages(circuit.channels), recording.currents(circuit.names)
     v_out = np.array(V[:, :n], float)
     i_out = np.zeros((recording.n_sweeps, len(circuit.synapses), recording.n_samples))
+    if w and circuit.synapses:  # causal: the read-out at sample k uses samples ≤ k only
+        readout = circuit_readout(circuit, recording)
+        for k, syn in enumerate(circuit.synapses):
+            i_out[:, k, :w] = readout[syn.name][:, :w]
     diverged = []
     for s in range(recording.n_sweeps):
         start = circuit_warm_start(circuit, V[s], w)
@@ -85,7 +91,8 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
 
     Returns:
         ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps"}},
-        "synapses": {name: {"correlation_free_run", "correlation_readout", "rmse_readout"}}`` (only
+        "synapses": {name: {"correlation_free_run", "rmse_free_run", "correlation_readout",
+        "rmse_readout"}}`` (nA; only
         synapses whose true current the recording carries), ``"summary"``: means over neurons of
         the neurons' summaries and the number of diverged sweeps}. ``predictions``: per recording,
         ``(v, i_syn)`` as :func:`predict_circuit` returns them.
@@ -136,7 +143,10 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
         kept = [(a, b) for a, b in zip(parts["truth"], parts["free"]) if b is not None]
         free = _correlation(np.concatenate([a for a, _ in kept]), np.concatenate([b for _, b in kept])) if kept \
             else float("nan")
-        synapses[name] = {"correlation_free_run": free, "correlation_readout": _correlation(truth, readout),
+        rmse_free = float(np.sqrt(np.mean(np.concatenate([(a - b) ** 2 for a, b in kept])))) if kept \
+            else float("nan")
+        synapses[name] = {"correlation_free_run": free, "rmse_free_run": rmse_free,
+                          "correlation_readout": _correlation(truth, readout),
                           "rmse_readout": float(np.sqrt(np.mean((truth - readout) ** 2)))}
     summary = {key: float(np.nanmean([n["summary"][key] for n in neurons.values()]))
                if any(np.isfinite(n["summary"][key]) for n in neurons.values()) else float("nan")
