@@ -84,7 +84,8 @@ def _noise(n, seed):
     return Recording(-60.0 + 10.0 * ou_current(n, seed=seed, tau=20.0), ou_current(n, seed=seed + 1), dt=0.1)
 
 
-def _teacher_recording(n: int = 15_000) -> rmm.CircuitRecording:
+def _teacher_recording(n: int = 15_000):
+    """(teacher circuit, its recording with 0.02 mV noise on both voltages)."""
     seed_data = rmm.CircuitRecording({"pre": _noise(4000, 1), "post": _noise(4000, 3)})
     teacher = rmm.init_circuit(seed_data, SETTINGS, seed=7)
     dtype = teacher.neurons[0].capacitance.dtype
@@ -96,7 +97,7 @@ def _teacher_recording(n: int = 15_000) -> rmm.CircuitRecording:
     i_post = ou_current(n, seed=5, sigma=1.0)
     v, i_syn = rmm.simulate_circuit(teacher, i_post[None], [-60.0, v_pre[0]], v_exo=v_pre[None])
     rng = np.random.default_rng(6)
-    return rmm.CircuitRecording({
+    return teacher, rmm.CircuitRecording({
         "pre": Recording(v_pre + 0.02 * rng.standard_normal(n), np.zeros(n), dt=0.1),
         "post": Recording(v[0] + 0.02 * rng.standard_normal(n), i_post, dt=0.1,
                           truth={"voltage_clean": v[0], "syn pre->post": i_syn[0]}),
@@ -106,7 +107,9 @@ def _teacher_recording(n: int = 15_000) -> rmm.CircuitRecording:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("circuit_cli")
-    rec = _teacher_recording()
+    teacher, rec = _teacher_recording()
+    rmm.save_circuit(root / "teacher", teacher,
+                     rmm.CircuitConfig(rmm.CircuitDescription(("post",), ("pre",), synapses=(SYNAPSE,)), model=CELL))
     rmm.write_circuit_npz(root / "circuit.npz", rec)
     # The RMM authors' .mat layout; "pre" was not injected, so the file has no I1.
     scipy.io.savemat(root / "circuit.mat", {"V1": rec["pre"].voltage[0], "V2": rec["post"].voltage[0],
@@ -195,6 +198,20 @@ def test_channel_counts_that_do_not_match_the_file_are_errors(files, tmp_path):
                                    current_unit="nA", time_unit="ms")
     with pytest.raises(ValueError, match=r"names its 2 channel\(s\) \['pre', 'post'\], but 1"):
         rmm.read_circuit_recording(root / "circuit.npz", channels=("post",))
+
+
+def test_evaluate_circuit_scores_the_true_circuit_at_the_noise_floor(files):
+    root, rec = files
+    teacher, _ = rmm.load_circuit(root / "teacher")
+    metrics, ((v, i_syn),) = rmm.evaluate_circuit(teacher, rec.window(0, 500), warmup=10.0)
+    post = metrics["neurons"]["post"]["summary"]
+    # The data are the teacher's free run plus 0.02 mV noise; the teacher re-run on the noisy
+    # presynaptic voltage (filtered by synaptic banks of τ ≥ 2 ms) adds far less than that.
+    assert post["rmse"] < 0.03 and post["inner_product"] > 0.99 and post["n_diverged"] == 0
+    syn = metrics["synapses"]["syn pre->post"]
+    assert syn["correlation_free_run"] > 0.999 and syn["correlation_readout"] > 0.999
+    assert syn["rmse_free_run"] < 0.01  # nA, against currents of ~0.5 nA std
+    assert v.shape == (1, 1, 5000) and i_syn.shape == (1, 1, 5000)
 
 
 # ---------------------------------------------------------------------------- save and load
