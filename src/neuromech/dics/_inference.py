@@ -7,7 +7,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import firing_features
+from ..io import atomic_path
 from ._network import FEATURES, DICNet, NetworkConfig
 from ._training import Standardisation, predict
 
@@ -27,17 +27,6 @@ class WeightsError(ValueError):
     """A weights file that does not match its description (never loaded partially)."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; weights are shipped data
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_network(stem, net: DICNet, standardisation: Standardisation, *, model: str, v_th: float,
                  max_isis: int, record: dict | None = None) -> Path:
     """Write ``stem.eqx`` (weights) and ``stem.json`` (architecture, standardisation, checksum, the
@@ -45,7 +34,8 @@ def save_network(stem, net: DICNet, standardisation: Standardisation, *, model: 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights = stem.with_suffix(".eqx")
-    _atomic_write(weights, lambda tmp: eqx.tree_serialise_leaves(tmp, net))
+    with atomic_path(weights) as tmp:
+        eqx.tree_serialise_leaves(tmp, net)
     meta = {
         "format": FORMAT, "model": model, "v_th": v_th, "max_isis": max_isis,
         "network": dataclasses.asdict(net.config),
@@ -54,7 +44,8 @@ def save_network(stem, net: DICNet, standardisation: Standardisation, *, model: 
         "record": record or {},
     }
     path = stem.with_suffix(".json")
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
