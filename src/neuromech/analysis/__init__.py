@@ -14,4 +14,5 @@ from ._patterns import isi_cv as isi_cv
 from ._spikes import detect_spikes as detect_spikes
 from ._trains import check_train as check_train
 from ._trains import looks_like_seconds as looks_like_seconds
+from ._patterns import CV_TONIC as CV_TONIC
 from ._patterns import FEATURES as FEATURES

@@ -70,6 +70,8 @@ class SpikeFeatures:
 
 
 # The numeric features of a train, in the order tables and networks use them.
+CV_TONIC = 0.15  # largest CV(ISI) of a tonic train (SCIENCE.md §1.4)
+
 FEATURES = ("spiking_frequency", "cv_isi", "intraburst_frequency", "interburst_frequency",
             "burst_duration", "spikes_per_burst")
 
@@ -118,7 +120,7 @@ def isi_cv(spike_times: ArrayLike) -> float:
     return _cv(np.diff(s))
 
 
-def firing_features(spike_times: ArrayLike, *, cv_threshold: float = 0.15) -> SpikeFeatures:
+def firing_features(spike_times: ArrayLike, *, cv_threshold: float = CV_TONIC) -> SpikeFeatures:
     """Classify a spike train as silent, tonic or bursting, and compute its firing features.
 
     The rules of the published pipeline (Brandoit et al. 2025, arXiv 2509.12783; SCIENCE.md
@@ -214,7 +216,7 @@ def features_table(
     trains: Sequence[ArrayLike],
     ids: Sequence | None = None,
     *,
-    cv_threshold: float = 0.15,
+    cv_threshold: float = CV_TONIC,
 ) -> pd.DataFrame:
     """Firing features of many spike trains, one row per train.
 
