@@ -134,3 +134,105 @@ def test_stream_cli(tmp_path, capsys):
     table = pd.read_csv(out)
     assert list(table.columns[:2]) == ["t_ms", "holding[0]"] and len(table) == 20  # 2000 samples / 100
     assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0"]) == 2
+
+
+# Every kind of current the online step handles: a leak, a conductance current with an
+# instantaneous activation and an inactivation, one with two units and a deeper gate network, and
+# a lumped MLP current (so the NumPy realisation packs networks of two depths, gates and lumped
+# outputs mixed).
+RICH = rmm.ModelSettings(
+    filters=rmm.FilterSettings(tau_min=0.2, tau_max=50.0, n=8),
+    currents=(rmm.CurrentSettings("leak", kind="leak"),
+              rmm.CurrentSettings("Na", activation_taus=(0.2, 1.0), inactivation_taus=(1.0, 10.0), reversal=50.0,
+                                  instantaneous=True, hidden=(4,)),
+              rmm.CurrentSettings("K", activation_taus=(1.0, 50.0), reversal=-80.0, units=2, hidden=(4, 3)),
+              rmm.CurrentSettings("lumped", kind="lumped", hidden=(5,), input_taus=(0.2, 10.0))),
+)
+
+
+def _rich_circuit():
+    """Two modelled neurons with orthonormal banks, an exogenous voltage X, a conductance and a
+    lumped synapse between them, a synapse from X and a gap junction (diagonal synaptic banks, so
+    the banks mix kinds)."""
+    rec = CircuitRecording({"A": _data(seed=1), "B": _data(seed=2), "X": _data(seed=3)})
+    syn = dict(filters=rmm.FilterSettings(tau_min=1.0, tau_max=40.0, n=4), hidden=(3,))
+    cell = rmm.ModelSettings(filters=rmm.FilterSettings("orthonormal", 0.2, 50.0, 8), currents=RICH.currents)
+    settings = rmm.CircuitSettings(("A", "B"), exogenous=("X",), model=cell, synapses=(
+        rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", kind="lumped", **syn),
+        rmm.SynapseSettings("X", "A", **syn)), gaps=(rmm.GapSettings("A", "B"),))
+    return rmm.init_circuit(rec, settings, seed=5), rec
+
+
+def _both(model, voltage, current, **kw):
+    """replay with the JAX and the NumPy backend (float64 both: call under x64)."""
+    return [rmm.replay(rmm.online(model, backend=b, **kw), voltage, current, every=10, timing=False)
+            for b in ("jax", "numpy")]
+
+
+def _assert_same(ref, fast, atol, theta_rtol=1e-9):
+    """The NumPy backend's replay equals the JAX backend's: predictions (mV) and currents (nA) to
+    ``atol``, θ to ``theta_rtol`` (relative), flags exactly.
+
+    Both run in float64. The NumPy realisation differs from XLA only in the order of sums, the
+    input scalers and biases folded into the first layer's product, expit against XLA's logistic
+    and RLS's /λ and ·½ in one product: a few ulp per sample, which stay that size where nothing
+    feeds back (closed loop through a stable model: ≈ 1e-13 seen). RLS amplifies rounding by the
+    condition number of its covariance: on these short, weakly exciting records JAX against itself,
+    with the voltages perturbed by 1e-15 relative, moves θ by ≈ 6e-7 relative (cond P ≈ 1e5), and
+    the NumPy backend is as close. Each test's tolerance is ~100× what it sees; a wrong term (a
+    missed current, a swapped gate, a stale state) differs by ≥ 1e-3.
+    """
+    for key in ("prediction", "currents"):
+        np.testing.assert_allclose(fast[key], ref[key], rtol=0, atol=atol, err_msg=key)
+    for t_ref, t_fast in zip(ref["theta"], fast["theta"]):
+        np.testing.assert_allclose(t_fast, t_ref, rtol=theta_rtol, atol=1e-12, err_msg="theta")
+    np.testing.assert_array_equal(fast["flagged"], ref["flagged"])
+
+
+def test_numpy_step_equals_jax_observer_with_rls_and_gaps_in_the_data():
+    rec = _data(4000, seed=6)
+    v = rec.voltage[0].copy()
+    v[1500:1504] = np.nan  # dropped samples: flagged, not absorbed, RLS skipped
+    v[2500] = np.inf
+    i = rec.current[0].copy()
+    i[3000] = np.nan
+    with jax.enable_x64(True):
+        model = rmm.init_rmm(_data(seed=4), RICH, seed=2)
+        ref, fast = _both(model, v, i, rls=True, forgetting=0.999)
+    assert fast["flagged"].sum() == 6
+    assert np.all(np.isfinite(fast["prediction"])) and np.ptp(fast["theta"][0], axis=0).max() > 1e-3  # θ moved
+    _assert_same(ref, fast, atol=1e-7, theta_rtol=1e-6)  # seen: 4e-13 mV, 9e-10 nA, θ 3e-9
+
+
+def test_numpy_step_equals_jax_in_a_circuit():
+    with jax.enable_x64(True):
+        circuit, rec = _rich_circuit()
+        v = rec.voltages(circuit.channels)[0][:, :3000].copy()
+        i = rec.currents(circuit.names)[0][:, :3000] * 0.05
+        v[2, 1000:1003] = np.nan  # the exogenous channel drops samples
+        # Closed loop: the model runs on its own voltages, driven by the exogenous one.
+        ref, fast = _both(circuit, v, i, mode="closed-loop")
+    assert fast["flagged"].sum() == 3 and np.all(np.isfinite(fast["prediction"]))
+    _assert_same(ref, fast, atol=1e-10)  # seen: 6e-14 mV, 5e-13 nA
+    # Observer with RLS on a subset: the others stay fixed and enter the target.
+    v[0, 2000] = np.nan
+    with jax.enable_x64(True):
+        ref, fast = _both(circuit, v, i, rls=True, adapt=("holding", "K", "syn B->A"))
+    assert fast["flagged"].sum() == 4
+    _assert_same(ref, fast, atol=1e-6, theta_rtol=1e-4)  # seen: 2e-9 mV, 2e-8 nA, θ 1.2e-6
+
+
+def test_numpy_step_leaves_its_state_argument_alone_and_rejects_bad_input():
+    model = rmm.init_rmm(_data(seed=4), CELL, seed=1)
+    s = rmm.online(model, rls=True)
+    assert s.backend == "numpy"
+    state = s.init(-60.0)
+    before = state.copy()
+    new, pred, currents = s.step(state, -59.0, 0.1)
+    np.testing.assert_array_equal(state, before)
+    assert new is not state and pred.shape == (1,) and currents.shape == (2,)
+    assert s.unpack(new).k == 1.0 and new[s.flag_index] == 0.0
+    with pytest.raises(ValueError, match=r"v_measured \(1,\) mV"):
+        s.step(state, [1.0, 2.0], 0.0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        rmm.online(model, backend="numba")

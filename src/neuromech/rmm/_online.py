@@ -37,8 +37,9 @@ import numpy as np
 
 from ._circuit import Circuit, circuit_state, gap_currents
 from ._currents import ConductanceCurrent, Leak, LumpedCurrent
-from ._filters import filter_step
+from ._filters import dc_gain, filter_step
 from ._model import RMM
+from ._online_numpy import numpy_step
 
 MODES = ("observer", "closed-loop")
 
@@ -117,23 +118,28 @@ class OnlineState(NamedTuple):
     k: jnp.ndarray
 
 
+BACKENDS = ("numpy", "jax")
+
+
 @dataclasses.dataclass(frozen=True)
 class Streamer:
-    """A compiled streaming interface (see :func:`online`).
+    """A streaming interface (see :func:`online`).
 
-    The state travels as one flat array (a jit call's cost grows with the number of arrays it
-    is passed, and a real-time loop pays it every sample); ``unpack(state)`` gives the named
-    :class:`OnlineState` (``flagged``, ``n_flagged``, ``theta``, ...).
+    The state travels as one flat array (NumPy float64 for ``backend="numpy"``, a JAX array for
+    ``"jax"``: a jit call's cost grows with the number of arrays it is passed, and a real-time loop
+    pays it every sample); ``unpack(state)`` gives the named :class:`OnlineState` of NumPy arrays
+    (``flagged``, ``n_flagged``, ``theta``, ...).
 
     Attributes:
         init: ``init(v0) -> state``, ``v0`` (n_channels,) mV (a scalar for one neuron).
         step: ``step(state, v_measured, i_applied) -> (state, prediction, currents)``, one sample:
-            ``v_measured`` (n_channels,) mV, ``i_applied`` (n_neurons,) nA; ``prediction`` (n,) the
-            voltage at the next sample (mV); ``currents`` the read-out currents (nA) named by
-            ``current_names``.
-        flag_index: position of ``flagged`` in the flat state (``state[flag_index] > 0``: the last
-            sample had a NaN and was not absorbed).
-        circuit, mode, forgetting; current_names; parameter_names: per neuron, the θ entries.
+            ``v_measured`` (n_channels,) mV, ``i_applied`` (n_neurons,) nA (scalars broadcast);
+            ``prediction`` (n,) the voltage at the next sample (mV); ``currents`` the read-out
+            currents (nA) named by ``current_names``; both NumPy arrays.
+        flag_index: position of ``flagged`` in the flat state (``np.asarray(state)[flag_index] > 0``:
+            the last sample had a NaN and was not absorbed).
+        circuit, mode, forgetting; current_names; parameter_names: per neuron, the θ entries;
+        backend: ``"numpy"`` or ``"jax"``.
     """
 
     init: Callable
@@ -145,10 +151,29 @@ class Streamer:
     forgetting: float | None
     current_names: tuple
     parameter_names: tuple
+    backend: str = "numpy"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """What both backends share: sizes, θ bookkeeping and where each field sits in the flat state."""
+
+    n: int
+    C: int
+    n_states: int
+    size: int
+    offsets: dict
+    incoming: list
+    theta0: list
+    groups: list
+    masks: list
+    sel: list
+    current_names: tuple
+    parameter_names: tuple
 
 
 def online(model, *, mode: str = "observer", rls: bool = False, forgetting: float = 0.9999,
-           delta: float = 1e-2, adapt: tuple[str, ...] | None = None) -> Streamer:
+           delta: float = 1e-2, adapt: tuple[str, ...] | None = None, backend: str = "numpy") -> Streamer:
     """A causal streaming interface for an :class:`RMM` or a :class:`Circuit`.
 
     Main arguments:
@@ -167,13 +192,20 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             of the regression and biases every free parameter a little).
         delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
             worth of data (scaled to the neuron's C).
+        backend: ``"numpy"`` (default: the same equations in float64 NumPy, built once from the
+            model's arrays; a few µs per sample, for real-time loops) or ``"jax"`` (one
+            ahead-of-time compiled XLA call per sample in the model's dtype; tens of µs per sample
+            on a CPU, dominated by the call itself). Both give the same numbers to rounding.
 
     Returns:
-        A :class:`Streamer` whose ``step`` is jit-compiled (compiled on first call).
+        A :class:`Streamer`; with ``backend="jax"`` its step is compiled here, before the first
+        sample.
 
     Raises:
-        ValueError: for an unknown mode, RLS in closed-loop mode (there is no measured voltage of
-            the modelled neurons to regress on), or an ``adapt`` name the model does not have.
+        ValueError: for an unknown mode or backend, RLS in closed-loop mode (there is no measured
+            voltage of the modelled neurons to regress on), a forgetting factor outside (0, 1], or
+            an ``adapt`` name the model does not have.
+        TypeError: for a current other than Leak, ConductanceCurrent or LumpedCurrent.
 
     Example:
         >>> s = online(model)                                         # doctest: +SKIP
@@ -182,11 +214,37 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if rls and mode != "observer":
         raise ValueError("RLS adapts the read-out against measured voltages: use mode='observer'")
     if not 0 < forgetting <= 1:
         raise ValueError(f"forgetting must be in (0, 1], got {forgetting}")
     circuit = as_circuit(model)
+    layout, init_tree, template = _layout(circuit, adapt, delta)
+    treedef = jax.tree_util.tree_structure(template)
+    shapes = [np.shape(leaf) for leaf in jax.tree_util.tree_leaves(template)]
+
+    def unpack(state) -> OnlineState:
+        flat, leaves, q = np.asarray(state), [], 0
+        for shape in shapes:
+            size = int(np.prod(shape, dtype=int))
+            leaves.append(flat[q:q + size].reshape(shape))
+            q += size
+        return jax.tree_util.tree_unflatten(treedef, leaves)
+
+    flag_index = layout.offsets["flagged"]
+    if backend == "numpy":
+        init = _numpy_init(circuit, layout, delta)
+        step = numpy_step(layout, circuit, mode, rls, forgetting)
+    else:
+        init, step = _jax_step(circuit, layout, init_tree, mode, rls, forgetting)
+    return Streamer(init, step, unpack, flag_index, circuit, mode, forgetting if rls else None,
+                    layout.current_names, layout.parameter_names, backend)
+
+
+def _layout(circuit: Circuit, adapt, delta):
+    """(:class:`_Layout`, ``init_tree(v0) -> OnlineState`` in the model's dtype, a template state)."""
     n, C = len(circuit.names), len(circuit.channels)
     dtype = circuit.neurons[0].bank.A.dtype
     incoming = [[k for k, s in enumerate(circuit.synapses) if s.post == i] for i in range(n)]
@@ -217,12 +275,6 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
     sel = [np.flatnonzero(m) for m in masks]
     caps = [m.capacitance for m in circuit.neurons]
 
-    def features(i, v_all, xs, ss):
-        m = circuit.neurons[i]
-        parts = [jnp.ones(1, dtype)] + [-_unit(c, v_all[i], xs[i]) for c in m.currents]
-        parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
-        return jnp.concatenate(parts)
-
     def init_tree(v0) -> OnlineState:
         v0 = jnp.broadcast_to(jnp.asarray(v0, dtype), (C,))
         v, xs, ss = circuit_state(circuit, v0)
@@ -232,24 +284,75 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         return OnlineState(v, xs, ss, tuple(theta0), P, tuple(jnp.zeros_like(t) for t in theta0),
                            jnp.zeros(n, dtype), v, v0, zero, zero, zero, zero)
 
+    template = init_tree(jnp.zeros(C, dtype))
+    offsets, q = {}, 0
+    for name, value in zip(OnlineState._fields, template):
+        offsets[name] = q
+        q += sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(value))
+    n_states = offsets["theta"] - offsets["xs"]
+    layout = _Layout(n, C, n_states, q, offsets, incoming, [np.asarray(t, np.float64) for t in theta0], groups,
+                     masks, sel, tuple(cnames), tuple(pnames))
+    return layout, init_tree, template
+
+
+def _numpy_init(circuit: Circuit, layout: _Layout, delta: float):
+    """``init(v0)`` for the NumPy backend: the JAX backend's start state, built in float64."""
+    n, C, off = layout.n, layout.C, layout.offsets
+    banks = [(m.bank, i) for i, m in enumerate(circuit.neurons)] + [(s.bank, s.pre) for s in circuit.synapses]
+    gains = [(dc_gain(b), src) for b, src in banks]
+    caps = [float(m.capacitance) for m in circuit.neurons]
+
+    def init(v0) -> np.ndarray:
+        v0 = _channels(v0, C)
+        flat = np.zeros(layout.size)
+        flat[off["v"]:off["v"] + n] = v0[:n]
+        flat[off["v_prev"]:off["v_prev"] + n] = v0[:n]
+        flat[off["v_last"]:off["v_last"] + C] = v0
+        q = off["xs"]
+        for gain, src in gains:
+            flat[q:q + gain.size] = gain * v0[src]
+            q += gain.size
+        flat[off["theta"]:off["P"]] = np.concatenate(layout.theta0)
+        q = off["P"]
+        for i in range(n):
+            p = len(layout.sel[i])
+            flat[q:q + p * p] = (np.eye(p) / (delta * caps[i] ** 2)).ravel()
+            q += p * p
+        return flat
+
+    return init
+
+
+def _channels(v0, C: int) -> np.ndarray:
+    try:
+        return np.broadcast_to(np.asarray(v0, np.float64), (C,))
+    except ValueError as err:
+        raise ValueError(f"v0 must be one voltage (mV) per channel, shape ({C},) or a scalar; got shape "
+                         f"{np.shape(v0)}") from err
+
+
+def _jax_step(circuit: Circuit, layout: _Layout, init_tree, mode: str, rls: bool, forgetting: float):
+    """(init, step) of the JAX backend: the step is traced, lowered and compiled once, here.
+
+    One packed input ``[v_measured, i_applied]`` and two outputs (the new state, which stays a
+    device array for the next call, and ``[prediction, currents]``, read back as one NumPy view)
+    keep the per-call overhead of the executable at its minimum.
+    """
     from jax.flatten_util import ravel_pytree
 
-    template = init_tree(jnp.zeros(C, dtype))
-    _, unravel = ravel_pytree(template)
-    # Where ``flagged`` sits in the flat state, so a loop can read it without unpacking.
-    marked = ravel_pytree(template._replace(flagged=jnp.asarray(1e30, dtype)))[0]
-    flag_index = int(np.flatnonzero(np.asarray(marked) == 1e30)[0])
+    n, C = layout.n, layout.C
+    dtype = circuit.neurons[0].bank.A.dtype
+    unravel = ravel_pytree(init_tree(jnp.zeros(C, dtype)))[1]
+    groups, masks, sel, incoming = layout.groups, layout.masks, layout.sel, layout.incoming
+    caps = [m.capacitance for m in circuit.neurons]
 
-    def init(v0):
-        return ravel_pytree(init_tree(v0))[0]
+    def features(i, v_all, xs, ss):
+        m = circuit.neurons[i]
+        parts = [jnp.ones(1, dtype)] + [-_unit(c, v_all[i], xs[i]) for c in m.currents]
+        parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
+        return jnp.concatenate(parts)
 
-    def step_flat(flat, v_measured, i_applied):
-        new, pred, currents = step(unravel(flat), v_measured, i_applied)
-        return ravel_pytree(new)[0], pred, currents
-
-    def step(state: OnlineState, v_measured, i_applied):
-        vm = jnp.broadcast_to(jnp.asarray(v_measured, dtype), (C,))
-        ia = jnp.broadcast_to(jnp.asarray(i_applied, dtype), (n,))
+    def step(state: OnlineState, vm, ia):
         # Only the voltages this mode reads count: closed loop reads the exogenous channels alone.
         used = vm if mode == "observer" else vm[n:]
         valid = jnp.all(jnp.isfinite(used)) & jnp.all(jnp.isfinite(ia))
@@ -290,8 +393,29 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
                           state.n_flagged + bad, state.k + 1)
         return new, pred, currents
 
-    return Streamer(init, jax.jit(step_flat), unravel, flag_index, circuit, mode, forgetting if rls else None,
-                    tuple(cnames), tuple(pnames))
+    def packed(flat, inputs):
+        new, pred, currents = step(unravel(flat), inputs[:C], inputs[C:])
+        return ravel_pytree(new)[0], jnp.concatenate([pred, currents])
+
+    def init(v0):
+        return ravel_pytree(init_tree(_channels(v0, C)))[0]
+
+    compiled = jax.jit(packed).lower(init(0.0), jnp.zeros(C + n, dtype)).compile()
+    np_dtype = np.dtype(dtype)
+
+    def run(state, v_measured, i_applied):
+        inputs = np.empty(C + n, np_dtype)
+        try:
+            inputs[:C] = v_measured
+            inputs[C:] = i_applied
+        except ValueError as err:
+            raise ValueError(f"step takes v_measured ({C},) mV and i_applied ({n},) nA (or scalars); got shapes "
+                             f"{np.shape(v_measured)} and {np.shape(i_applied)}") from err
+        new, out = compiled(state, inputs)
+        out = np.asarray(out)  # the loop needs the values now: this synchronises
+        return new, out[:n], out[n:]
+
+    return init, run
 
 
 def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, timing: bool = True) -> dict:
@@ -302,8 +426,8 @@ def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, t
             for one neuron; current: (n_neurons, T) applied currents (nA) or (T,).
         v0: (n_channels,) start voltages (mV); default the first measured sample.
         every: keep the read-out parameters θ every ``every`` samples.
-        timing: measure each step's wall time (the result is read back every sample, as a
-            real-time loop must).
+        timing: measure each step's wall time, from the call to the prediction and currents in hand
+            as NumPy values (what a real-time loop waits for).
 
     Returns:
         dict with ``prediction`` (n, T) (voltage predicted for the next sample), ``currents``
@@ -325,33 +449,31 @@ def replay(streamer: Streamer, voltage, current, *, v0=None, every: int = 100, t
     if not np.all(np.isfinite(first)):
         raise ValueError(f"the first sample {first.tolist()} mV is missing; pass v0 to start the stream")
     state = streamer.init(first)
-    state, p, cur = streamer.step(state, v[:, 0], i[:, 0])  # compile outside the timed loop
-    jax.block_until_ready(p)
+    streamer.step(state, v[:, 0], i[:, 0])  # a first call outside the timed loop (caches, pages)
     state = streamer.init(first)
-    dtype = c.neurons[0].bank.A.dtype
-    vv, ii = np.asarray(v.T, dtype), np.asarray(i.T, dtype)
+    dtype = np.asarray(state).dtype
+    # Inputs converted once, one contiguous row per sample, as a real-time loop would hold them.
+    vv, ii = np.ascontiguousarray(v.T, dtype), np.ascontiguousarray(i.T, dtype)
     preds = np.empty((T, n))
     curs = np.empty((T, len(streamer.current_names)))
     flags = np.zeros(T, bool)
     lat = np.full(T, np.nan)
     thetas, ttime = [[] for _ in range(n)], []
-    step = streamer.step
-    unpack = jax.jit(streamer.unpack)
-    i_flag = streamer.flag_index
+    step, i_flag = streamer.step, streamer.flag_index
+    clock = time.perf_counter_ns
     for k in range(T):
-        t0 = time.perf_counter_ns()
-        state, p, cur = step(state, vv[k], ii[k])
-        p = np.asarray(p)  # the loop needs the value now: synchronises
+        t0 = clock()
+        state, p, cur = step(state, vv[k], ii[k])  # p, cur: NumPy values, ready (synchronised)
         if timing:
-            lat[k] = (time.perf_counter_ns() - t0) / 1e3
+            lat[k] = (clock() - t0) / 1e3
         preds[k] = p
-        curs[k] = np.asarray(cur)
-        flags[k] = bool(state[i_flag] > 0)
+        curs[k] = cur
+        flags[k] = np.asarray(state)[i_flag] > 0  # a view of the state: no JAX dispatch
         if k % every == every - 1:
             ttime.append((k + 1) * c.dt)
-            tree = unpack(state)
+            tree = streamer.unpack(state)
             for q in range(n):
-                thetas[q].append(np.asarray(tree.theta[q]))
+                thetas[q].append(np.array(tree.theta[q]))
     return {"prediction": preds.T, "currents": curs.T, "theta": [np.asarray(t) for t in thetas],
             "theta_time": np.asarray(ttime), "flagged": flags, "latency_us": lat,
             "current_names": streamer.current_names, "parameter_names": streamer.parameter_names}

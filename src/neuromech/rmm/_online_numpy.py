@@ -1,0 +1,319 @@
+"""A NumPy (float64) realisation of the online step, for real-time loops.
+
+A compiled JAX call costs tens of µs per sample on a CPU however small the computation (its
+dispatch alone is ≈ 10 µs), while the work of one sample is a few small matrix products. This
+module builds, once, from a trained circuit's arrays, packed NumPy operands that evaluate the
+equations of the JAX step of :func:`~neuromech.rmm.online` with a fixed, small number of NumPy
+calls, whatever the number of currents (each call on a few dozen numbers costs ≈ 0.3 µs):
+
+- every filter bank (intrinsic and synaptic) in one product: ``x⁺ = λ ∘ x + B ∘ v_in`` when all
+  banks are diagonal, ``x⁺ = A_blk x + B ∘ v_in`` (block-diagonal A) otherwise;
+- every network (monotone gates and lumped MLPs, of intrinsic and synaptic currents) as one
+  block-diagonal MLP per depth, fed by one gather of its inputs ``[v, x[inputs], 1]``. The input
+  :class:`Scaler` is folded into the first layer, ``W (z − c)/h + b = (W/h) z + (b − (W/h) c)``,
+  every bias into its layer as a last column fed by a constant 1, and a gate's sign ``s = ±1`` into
+  the last layer (exact), so a layer is one product (and a ``tanh``), a gate ``expit(y)``;
+- every unit current per unit of its linear parameter as ``a · b · (v − E)`` with ``a``, ``b``
+  gathered from ``[1, gate outputs, lumped outputs]`` (a leak has ``a = b = 1``; a lumped current
+  ``b = 1`` and ``v − E = 0 − (−1)``; the holding entry ``v − E = 0 − 1``), so ψ = a · b · (E − v)
+  and ``θ·ψ`` per neuron and every read-out current come out of one 0/±1 matrix product;
+- recursive least squares on each neuron's adapted subset of θ, the operations of :func:`rls_update`.
+
+Only the order of sums, the folded scalers and the closed form of ``tanh``/``sigmoid`` differ from
+XLA: both agree to rounding (``tests/test_rmm_online.py`` checks it over thousands of samples).
+"""
+
+from __future__ import annotations
+
+from math import isfinite
+
+import numpy as np
+
+from ._currents import ConductanceCurrent, Leak, LumpedCurrent
+
+
+def _f64(a) -> np.ndarray:
+    return np.array(a, dtype=np.float64)
+
+
+def _block_diag(mats) -> np.ndarray:
+    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)))
+    r = c = 0
+    for m in mats:
+        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        r, c = r + m.shape[0], c + m.shape[1]
+    return out
+
+
+class _Nets:
+    """The circuit's networks, packed into one block-diagonal MLP per depth."""
+
+    def __init__(self):
+        self.nets = []  # (weights, biases, input indices into the work buffer, gate sign or None)
+
+    def add(self, net, scaler, idx, sign) -> int:
+        W = [_f64(w) for w in net.weights]
+        b = [_f64(x) for x in net.biases]
+        centre, half = _f64(scaler.center), _f64(scaler.halfwidth)
+        W[0] = W[0] / half
+        b[0] = b[0] - W[0] @ centre
+        if sign is not None:  # the gate is sigmoid(s·y): keep s·y (s = ±1, exact)
+            W[-1], b[-1] = float(sign) * W[-1], float(sign) * b[-1]
+        self.nets.append((W, b, np.asarray(idx, np.intp), sign))
+        return len(self.nets) - 1
+
+    def width(self, k) -> int:
+        return self.nets[k][0][-1].shape[0]
+
+    def pack(self, one: int):
+        """(stacks, first slot of each network's outputs in gv, size of gv): gates then lumped.
+
+        Each layer's bias is its last column, fed by a constant 1 (index ``one`` of the work
+        buffer for the first layer, the last entry of the hidden buffers after).
+        """
+        order = sorted(range(len(self.nets)), key=lambda k: self.nets[k][3] is None)
+        slot, pos = {}, 1
+        for k in order:
+            slot[k] = pos
+            pos += self.width(k)
+        stacks = []
+        for depth in sorted({len(net[0]) for net in self.nets}):
+            members = [k for k in order if len(self.nets[k][0]) == depth]
+            idx = np.concatenate([self.nets[k][2] for k in members] + [[one]])
+            layers = [np.column_stack([_block_diag([self.nets[k][0][q] for k in members]),
+                                       np.concatenate([self.nets[k][1][q] for k in members])]) for q in range(depth)]
+            dest = np.concatenate([slot[k] + np.arange(self.width(k)) for k in members])
+            gate = np.concatenate([np.full(self.width(k), self.nets[k][3] is not None) for k in members])
+            stacks.append((idx, layers, dest, gate))
+        return stacks, slot, pos
+
+
+def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
+    """Build ``step(state, v_measured, i_applied) -> (state, prediction, currents)`` in NumPy.
+
+    ``state`` is the flat float64 array of :class:`~neuromech.rmm.OnlineState` in the layout of
+    ``layout`` (the JAX backend's ravelled state). Each call returns a new state array and never
+    writes to its argument.
+    """
+    from scipy.special import expit  # the logistic function in one call: 1 / (1 + exp(−x))
+
+    n, C, L, S = layout.n, layout.C, layout.n_states, layout.size
+    off = layout.offsets
+    dt = float(circuit.dt)
+    observer = mode == "observer"
+    # The work buffer is the flat state plus constants 0.0 and 1.0 at indices S and S + 1. Everything the networks,
+    # driving forces and banks read is gathered from it: the voltages v_all as [v_prev (where this
+    # sample's own voltages are put first), v_last[n:]], and the filter states.
+    ZERO, ONE = S, S + 1
+
+    def v_at(j):
+        return off["v_prev"] + j if j < n else off["v_last"] + j
+
+    x_at, q = [], off["xs"]
+    for m in circuit.neurons:
+        x_at.append(q)
+        q += m.bank.size
+    s_at = []
+    for s in circuit.synapses:
+        s_at.append(q)
+        q += s.bank.size
+    banks = [(m.bank, i) for i, m in enumerate(circuit.neurons)] + [(s.bank, s.pre) for s in circuit.synapses]
+    v_in = np.concatenate([np.full(b.size, v_at(src), np.intp) for b, src in banks])
+    B = np.concatenate([_f64(b.B) for b, _ in banks])
+    diagonal = all(b.kind == "diagonal" for b, _ in banks)
+    A = (np.concatenate([np.diagonal(_f64(b.A)) for b, _ in banks]) if diagonal
+         else _block_diag([_f64(b.A) for b, _ in banks]))
+
+    nets = _Nets()
+    units = []  # per θ entry, in θ order: (a, b, where v is, E)
+
+    def current_units(c, v_index, x_base):
+        if isinstance(c, Leak):
+            return [("one", "one", v_index, float(c.E))]
+        if isinstance(c, LumpedCurrent):
+            k = nets.add(c.net, c.scaler, [v_index] + [x_base + j for j in c.inputs], None)
+            return [(("net", k, 0), "one", ZERO, -1.0)]
+        if isinstance(c, ConductanceCurrent):
+            gates = []
+            for gate in (c.activation, c.inactivation):
+                if gate is not None:
+                    idx = ([v_index] if gate.with_voltage else []) + [x_base + j for j in gate.inputs]
+                    gate = nets.add(gate.net, gate.scaler, idx, gate.sign)
+                gates.append(gate)
+            E = np.atleast_1d(_f64(c.E))
+            # A gate or E of size 1 is shared by every unit, as broadcasting does in the JAX step.
+            return [tuple("one" if g is None else ("net", g, u if nets.width(g) > 1 else 0) for g in gates)
+                    + (v_index, float(E[u if E.size > 1 else 0])) for u in range(np.atleast_1d(c.g).size)]
+        raise TypeError(f"online read-out needs Leak, ConductanceCurrent or LumpedCurrent, got {type(c).__name__}")
+
+    for i, m in enumerate(circuit.neurons):
+        units.append(("one", "one", ZERO, 1.0))  # holding: ψ = 1·1·(1 − 0)
+        for c in m.currents:
+            units += current_units(c, v_at(i), x_at[i])
+        for k in layout.incoming[i]:
+            units += current_units(circuit.synapses[k].current, v_at(i), s_at[k])
+    stacks, slot, G = nets.pack(ONE) if nets.nets else ([], {}, 1)
+
+    def gv_index(ref):
+        return 0 if ref == "one" else slot[ref[1]] + ref[2]
+
+    a_idx = np.asarray([gv_index(r[0]) for r in units], np.intp)
+    b_idx = np.asarray([gv_index(r[1]) for r in units], np.intp)
+    d_idx = np.asarray([r[2] for r in units], np.intp)
+    E_units = np.asarray([r[3] for r in units])
+    P_tot = len(units)
+    # Rows 0..n-1 sum each neuron's θ∘ψ (θ·ψ); the next give each read-out current as −Σ θ∘ψ over
+    # its entries (intrinsic currents neuron by neuron, then the synapses in circuit order).
+    starts = np.concatenate([[0], np.cumsum([len(g) for g in layout.groups])]).astype(int)
+    readout = np.zeros((n + len(layout.current_names), P_tot))
+    row, syn_cols = n, {}
+    for i, m in enumerate(circuit.neurons):
+        readout[i, starts[i]:starts[i + 1]] = 1.0
+        for j in range(len(m.currents)):
+            readout[row, starts[i] + np.flatnonzero(layout.groups[i] == j)] = -1.0
+            row += 1
+        for q, k in enumerate(layout.incoming[i]):
+            syn_cols[k] = starts[i] + np.flatnonzero(layout.groups[i] == len(m.currents) + q)
+    for k in range(len(circuit.synapses)):
+        readout[row + k, syn_cols[k]] = -1.0
+    caps = _f64([m.capacitance for m in circuit.neurons])
+    gap_a = np.asarray([v_at(g.a) for g in circuit.gaps], np.intp)
+    gap_b = np.asarray([v_at(g.b) for g in circuit.gaps], np.intp)
+    gap_g = np.concatenate([np.atleast_1d(_f64(g.g)) for g in circuit.gaps]) if circuit.gaps else np.zeros(0)
+    gap_inc = np.zeros((n, len(circuit.gaps)))
+    for j, g in enumerate(circuit.gaps):
+        gap_inc[g.a, j] += 1.0
+        gap_inc[g.b, j] -= 1.0
+
+    # One persistent work buffer with every view made once: a step copies the state in, updates
+    # the buffer in place (mostly with ``out=``: an allocation costs about as much as a small
+    # NumPy call) and hands out a copy, so no state a caller holds is ever written to.
+    work = np.zeros(S + 2)
+    work[ONE] = 1.0
+
+    def view(name, size):
+        return work[off[name]:off[name] + size]
+
+    w_state = work[:S]
+    w_v, w_x, w_theta, w_psi = view("v", n), view("xs", L), view("theta", P_tot), view("psi_prev", P_tot)
+    w_base, w_vprev, w_vlast = view("base_prev", n), view("v_prev", n), view("v_last", C)
+    i_pv, i_fl, i_nf, i_k = off["prev_valid"], off["flagged"], off["n_flagged"], off["k"]
+    rls_parts, q = [], off["P"]  # per neuron: θ, ψ, P views, adapted subset (None: all), fixed entries
+    for i in range(n):
+        sel, fixed = layout.sel[i], np.flatnonzero(~layout.masks[i])
+        p = len(sel)
+        th, ps = w_theta[starts[i]:starts[i + 1]], w_psi[starts[i]:starts[i + 1]]
+        rls_parts.append((i, th, ps, _rls(work[q:q + p * p].reshape(p, p), float(forgetting)),
+                          None if p == len(th) else sel, fixed if fixed.size else None, float(caps[i])))
+        q += p * p
+    inputs = np.empty(C + n)
+    vm, ia = inputs[:C], inputs[C:]
+    first_used = 0 if observer else n  # closed loop reads the exogenous voltages only
+    gv = np.ones(G)
+    ab, contrib, x_new, x_in = np.empty(P_tot), np.empty(P_tot), np.empty(L), np.empty(L)
+    packed = []
+    for idx, layers, dest, gate in stacks:
+        hidden = []  # per hidden layer: its buffer with a trailing 1 (the next bias), and a view without
+        for W in layers[:-1]:
+            h = np.ones(W.shape[0] + 1)
+            hidden.append((W, h, h[:-1]))
+        y = np.empty(layers[-1].shape[0])
+        contiguous = bool(gate.all()) and np.array_equal(dest, np.arange(dest[0], dest[0] + dest.size))
+        packed.append((idx, hidden, layers[-1], y, gv[dest[0]:dest[0] + dest.size] if contiguous else None,
+                       dest, gate))
+    caps_list, dt_ = caps.tolist(), dt
+
+    def step(state, v_measured, i_applied):
+        try:
+            vm[:] = v_measured
+            ia[:] = i_applied
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"step takes v_measured ({C},) mV and i_applied ({n},) nA (or scalars); got shapes "
+                             f"{np.shape(v_measured)} and {np.shape(i_applied)}") from err
+        np.copyto(w_state, state)
+        valid = all(map(isfinite, inputs[first_used:].tolist()))
+        if valid and observer:
+            w_vlast[:] = vm
+        elif valid:
+            np.copyto(w_vlast, vm, where=np.isfinite(vm))
+        else:
+            ia[:] = 0.0
+        # RLS first: it reads the previous sample's ψ, applied-minus-gap current and voltage.
+        if rls and valid and work[i_pv] > 0:
+            for i, th, ps, update, sel, fixed, cap in rls_parts:
+                y = cap * (vm[i] - w_vprev[i]) / dt - w_base[i]
+                if fixed is not None:
+                    y = y - np.dot(th[fixed], ps[fixed])  # the parameters held fixed
+                if sel is None:
+                    update(th, ps, y)
+                else:
+                    t = th[sel]
+                    update(t, ps[sel], y)
+                    th[sel] = t
+        # This sample's own voltages (measured, or the model's where it runs free or fills a gap).
+        w_vprev[:] = vm[:n] if observer and valid else w_v
+        for idx, hidden, W_out, y, out, dest, gate in packed:
+            z = work[idx]
+            for W, h, h_units in hidden:
+                np.dot(W, z, out=h_units)
+                np.tanh(h_units, out=h_units)
+                z = h
+            if out is not None:  # gates only, straight into gv: sigmoid(s·y), s folded into W_out
+                expit(np.dot(W_out, z, out=y), out=out)
+                continue
+            np.dot(W_out, z, out=y)
+            y[gate] = expit(y[gate])
+            gv[dest] = y
+        # ψ = −a·b·(v − E) = a·b·(E − v) for every θ entry, then θ·ψ per neuron and the currents.
+        np.multiply(gv[a_idx], gv[b_idx], out=ab)
+        np.subtract(E_units, work[d_idx], out=w_psi)
+        np.multiply(ab, w_psi, out=w_psi)
+        np.multiply(w_theta, w_psi, out=contrib)
+        sums = readout @ contrib
+        if gap_g.size:
+            np.subtract(ia, gap_inc @ (gap_g * (work[gap_a] - work[gap_b])), out=w_base)
+        else:
+            w_base[:] = ia
+        # v[k+1] = v[k] + dt (I_app − I_gap + θ·ψ) / C, in Python floats (a NumPy call per
+        # operation would cost more than the arithmetic for a few neurons).
+        w_v[:] = [v + dt_ * ((b + t) / c) for v, b, t, c in zip(w_vprev.tolist(), w_base.tolist(),
+                                                                sums[:n].tolist(), caps_list)]
+        # Banks last: they read this sample's voltages and the states before the update.
+        if diagonal:
+            np.multiply(A, w_x, out=x_new)
+        else:
+            np.dot(A, w_x, out=x_new)
+        np.multiply(B, work[v_in], out=x_in)
+        np.add(x_new, x_in, out=w_x)
+        bad = 0.0 if valid else 1.0
+        work[i_pv] = 1.0 - bad
+        work[i_fl] = bad
+        work[i_nf] += bad
+        work[i_k] += 1.0
+        return w_state.copy(), w_v.copy(), sums[n:]
+
+    return step
+
+
+def _rls(P: np.ndarray, lam: float):
+    """:func:`~neuromech.rmm.rls_update` in NumPy, in place on ``theta`` and on ``P`` (a view of
+    the work buffer), with its buffers made once: ``update(theta, psi, y)``.
+
+    The operations of :func:`rls_update` in its order, except that ``/λ`` and ``·½`` of the
+    symmetrisation are one product by ``½/λ`` (a rounding-level difference, one call less).
+    """
+    p = P.shape[0]
+    Pp, k, t, M = np.empty(p), np.empty(p), np.empty(p), np.empty((p, p))
+    k_col, PT, half_over_lam = k.reshape(p, 1), P.T, 0.5 / lam
+
+    def update(theta, psi, y):
+        np.dot(P, psi, out=Pp)
+        np.divide(Pp, lam + np.dot(psi, Pp), out=k)
+        np.multiply(k, y - np.dot(psi, theta), out=t)
+        np.add(theta, t, out=theta)
+        np.multiply(k_col, Pp, out=M)
+        np.subtract(P, M, out=P)
+        np.add(P, PT, out=M)
+        np.multiply(M, half_over_lam, out=P)
+
+    return update
