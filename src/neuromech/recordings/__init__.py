@@ -9,7 +9,14 @@ boundary and record (``metadata["units"]``) what they read or assumed.
   :func:`read_abf`, :func:`read_nwb`; :func:`write_npz`.
 - :func:`synthetic_recording`: a CBM neuron (HH, STG) driven by an Ornstein–Uhlenbeck current,
   with measurement noise and its true currents.
+- Circuits: :class:`CircuitRecording` (one recording per channel), :func:`read_circuit_recording`,
+  :func:`write_circuit_npz`, :func:`synthetic_circuit` (a driven neuron or a half-centre
+  oscillator with their true synaptic currents).
 """
+
+from ._circuit import CircuitRecording as CircuitRecording
+from ._circuit import read_circuit_recording as read_circuit_recording
+from ._circuit import write_circuit_npz as write_circuit_npz
 
 from ._load import UnitWarning as UnitWarning
 from ._load import read_abf as read_abf
@@ -20,9 +27,10 @@ from ._load import read_recording as read_recording
 from ._load import read_text as read_text
 from ._load import write_npz as write_npz
 from ._recording import Recording as Recording
-from ._synthetic import ou_current as ou_current
 from ._recording import concatenate as concatenate
 from ._recording import parse_sweeps as parse_sweeps
+from ._synthetic import ou_current as ou_current
 from ._synthetic import synthetic_recording as synthetic_recording
+from ._synthetic_circuit import synthetic_circuit as synthetic_circuit
 from ._units import canonical_unit as canonical_unit
 from ._units import to_internal as to_internal
