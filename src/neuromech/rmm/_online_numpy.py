@@ -101,9 +101,10 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
     off = layout.offsets
     dt = float(circuit.dt)
     observer = mode == "observer"
-    # The work buffer is the flat state plus constants 0.0 and 1.0 at indices S and S + 1. Everything the networks,
-    # driving forces and banks read is gathered from it: the voltages v_all as [v_prev (where this
-    # sample's own voltages are put first), v_last[n:]], and the filter states.
+    # The work buffer is the flat state plus the constants 0.0 and 1.0 at indices S and S + 1.
+    # Everything the networks, driving forces and banks read is gathered from it: the voltages
+    # v_all as [v_prev (where this sample's own voltages are put first), v_last[n:]], and the
+    # filter states.
     ZERO, ONE = S, S + 1
 
     def v_at(j):
@@ -290,7 +291,7 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
         work[i_fl] = bad
         work[i_nf] += bad
         work[i_k] += 1.0
-        return w_state.copy(), w_v.copy(), sums[n:]
+        return w_state.copy(), w_v.copy(), sums[n:]  # copies: nothing handed out aliases the state
 
     return step
 
