@@ -38,15 +38,28 @@ from neuromech.recordings import Recording, ou_current, synthetic_recording
 WARMUP = 1000.0  # ms of measured voltage before each held-out free run
 
 
-def _latency_line(label, lat, dt_ms):
-    """mean / p50 / p99 / max per-sample latency (µs) and the ratio to real time at dt."""
+def _latency_line(label, lat, cpu, dt_ms):
+    """mean / p50 / p99 / max per-sample latency (µs), CPU time per sample, ratio to real time."""
     lat = lat[np.isfinite(lat)]
     budget = 1000.0 * dt_ms  # µs per sample in real time (100 µs at 10 kHz)
     mean = lat.mean()
     over = np.mean(lat > budget) * 100
-    return (f"  {label:<46s} mean {mean:6.1f}  p50 {np.percentile(lat, 50):6.1f}  p99 {np.percentile(lat, 99):7.1f}  "
-            f"max {lat.max():7.0f} µs   {budget / mean:5.1f}× real time at {1 / dt_ms:g} kHz, {over:.2f} % of samples "
-            f"over {budget:g} µs  (load {os.getloadavg()[0]:.1f})")
+    return (f"  {label:<42s} mean {mean:6.1f}  p50 {np.percentile(lat, 50):6.1f}  p99 {np.percentile(lat, 99):7.1f}  "
+            f"max {lat.max():6.0f} µs; CPU {cpu:5.1f} µs; {budget / mean:5.1f}× real time at {1 / dt_ms:g} kHz, "
+            f"{over:.2f} % over {budget:g} µs (load {os.getloadavg()[0]:.1f})")
+
+
+def _cpu_per_step(streamer, v, i):
+    """CPU time (µs) of this thread per step over the record: the step's own cost, whatever
+    other jobs take from the wall clock."""
+    state = streamer.init(v[:, 0])
+    dtype = np.asarray(state).dtype
+    vv, ii = np.ascontiguousarray(v.T, dtype), np.ascontiguousarray(i.T, dtype)
+    step = streamer.step
+    t0 = time.thread_time()
+    for k in range(vv.shape[0]):
+        state, p, cur = step(state, vv[k], ii[k])
+    return (time.thread_time() - t0) / vv.shape[0] * 1e6
 
 
 def latency(args):
@@ -54,7 +67,8 @@ def latency(args):
     the currents are NumPy values in hand), for each backend, one neuron and a two-neuron circuit.
     Each configuration is streamed ``--repeats`` times over 5000 samples (0.5 s at 10 kHz); every
     repeat's figures are printed, because other jobs on the machine shift them (the load average is
-    printed with each line)."""
+    printed with each line). "CPU" is the thread's CPU time per step over one more stream: the
+    step's own cost, apart from what other jobs take."""
     rec = synthetic_recording("hh", 2000.0, seed=1)
     model = rmm.init_rmm(rec, rmm.ModelSettings())
     circ = rmm.CircuitRecording({"A": rec, "B": rec.replace(voltage=rec.voltage[:, ::-1].copy())})
@@ -69,9 +83,11 @@ def latency(args):
     for backend in ("numpy", "jax"):
         for label, m, v, i, kw in cases:
             s = rmm.online(m, backend=backend, **kw)
+            v2d, i2d = np.atleast_2d(v), np.atleast_2d(i)
+            cpu = _cpu_per_step(s, v2d, i2d)
             for _ in range(args.repeats):
                 res = rmm.replay(s, v, i)
-                print(_latency_line(f"{backend}: {label}", res["latency_us"], m.dt))
+                print(_latency_line(f"{backend}: {label}", res["latency_us"], cpu, m.dt))
 
 
 def rls_tracking(out: Path):

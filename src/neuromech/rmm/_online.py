@@ -65,10 +65,12 @@ BACKENDS = ("numpy", "jax")
 class Streamer:
     """A streaming interface (see :func:`online`).
 
-    The state travels as one flat array (NumPy float64 for ``backend="numpy"``, a JAX array for
-    ``"jax"``: a jit call's cost grows with the number of arrays it is passed, and a real-time loop
-    pays it every sample); ``unpack(state)`` gives the named :class:`OnlineState` of NumPy arrays
-    (``flagged``, ``n_flagged``, ``theta``, ...).
+    The state travels as one flat array (NumPy float64 for ``backend="numpy"``, a JAX array in the
+    model's dtype for ``"jax"``: a compiled call's cost grows with the number of arrays it is
+    passed, and a real-time loop pays it every sample); ``unpack(state)`` gives the named
+    :class:`OnlineState` of NumPy arrays (``flagged``, ``n_flagged``, ``theta``, ...). A step never
+    writes to the state it is given. The NumPy step keeps work buffers of its own: run one
+    streamer per thread (call :func:`online` again for a second loop).
 
     Attributes:
         init: ``init(v0) -> state``, ``v0`` (n_channels,) mV (a scalar for one neuron).
