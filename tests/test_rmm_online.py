@@ -235,6 +235,27 @@ def test_numpy_backend_runs_a_float32_model_in_float64():
     np.testing.assert_allclose(fast["currents"], ref["currents"], rtol=0, atol=1e-5 * np.abs(ref["currents"]).max())
 
 
+@pytest.mark.skipif("gain" not in getattr(rmm.MonotoneGate, "__dataclass_fields__", {}),
+                    reason="MonotoneGate has no output gain in this version")
+def test_numpy_step_equals_jax_with_gate_gains():
+    """Gates with an output gain (sigmoid(s · gain · net)): the NumPy backend folds the gain into
+    the last layer, a rounding-level reordering (tolerance as in _assert_same)."""
+    import dataclasses
+
+    import equinox as eqx
+
+    rec = _data(2000, seed=6)
+    with jax.enable_x64(True):
+        model = rmm.init_rmm(_data(seed=4), RICH, seed=2)
+        for j in (1, 2):  # Na (activation, inactivation) and K (two units)
+            c = model.currents[j]
+            gain = jnp.linspace(0.5, 4.0, np.size(c.g))
+            model = eqx.tree_at(lambda m: m.currents[j].activation, model,
+                                dataclasses.replace(c.activation, gain=gain))
+        ref, fast = _both(model, rec.voltage[0], rec.current[0])
+    _assert_same(ref, fast, atol=1e-10)
+
+
 def test_numpy_step_leaves_its_state_argument_alone_and_rejects_bad_input():
     model = rmm.init_rmm(_data(seed=4), CELL, seed=1)
     s = rmm.online(model, rls=True)

@@ -23,9 +23,11 @@ valid exogenous voltage, lets the model fill in for the measured voltage, skips 
 and flags the sample in the state (``flagged``, ``n_flagged``).
 
 Backends (one step, two realisations that agree to rounding): ``"numpy"`` evaluates the step in
-float64 NumPy from packed copies of the model's arrays (:mod:`._online_numpy`), ≈ 10 µs per sample
-for one neuron on a CPU; ``"jax"`` runs it as one compiled XLA call (:mod:`._online_jax`, the
-reference), whose dispatch alone costs more than a real-time budget at 10 kHz leaves to spare.
+float64 NumPy from packed copies of the model's arrays (:mod:`._online_numpy`); ``"jax"`` runs it
+as one compiled XLA call (:mod:`._online_jax`, the reference). For one 36-state neuron on a
+2-core x86 CPU shared with other jobs, the median sample took ≈ 9 µs (15 µs with RLS) with NumPy
+and ≈ 77 µs with JAX, whose call hands the work to XLA's threads and back
+(``benchmarks/bench_online.py``).
 """
 
 from __future__ import annotations
@@ -135,9 +137,10 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
             worth of data (scaled to the neuron's C).
         backend: ``"numpy"`` (default: the same equations in float64 NumPy, built once from the
-            model's arrays; a few µs per sample, for real-time loops) or ``"jax"`` (one
-            ahead-of-time compiled XLA call per sample in the model's dtype; tens of µs per sample
-            on a CPU, dominated by the call itself). Both give the same numbers to rounding.
+            model's arrays; ≈ 10 µs per sample for one neuron, for real-time loops) or ``"jax"``
+            (one ahead-of-time compiled XLA call per sample in the model's dtype; ≈ 80 µs per
+            sample on a CPU, nearly all of it the call itself). Both give the same numbers to
+            rounding (to float32 rounding for a float32 model, which NumPy runs in float64).
 
     Returns:
         A :class:`Streamer`; with ``backend="jax"`` its step is compiled here, before the first

@@ -1,7 +1,8 @@
 """A NumPy (float64) realisation of the online step, for real-time loops.
 
-A compiled JAX call costs tens of µs per sample on a CPU however small the computation (its
-dispatch alone is ≈ 10 µs), while the work of one sample is a few small matrix products. This
+A compiled JAX call costs tens of µs per sample on a CPU however small the computation (≈ 8 µs
+for a one-kernel program, ≈ 40 µs once it has two kernels or a product, ≈ 77 µs for the online
+step on a loaded 2-core machine), while the work of one sample is a few small products. This
 module builds, once, from a trained circuit's arrays, packed NumPy operands that evaluate the
 equations of the JAX step of :func:`~neuromech.rmm.online` with a fixed, small number of NumPy
 calls, whatever the number of currents (each call on a few dozen numbers costs ≈ 0.3 µs):
@@ -51,12 +52,15 @@ class _Nets:
     def __init__(self):
         self.nets = []  # (weights, biases, input indices into the work buffer, gate sign or None)
 
-    def add(self, net, scaler, idx, sign) -> int:
+    def add(self, net, scaler, idx, sign, gain=None) -> int:
         W = [_f64(w) for w in net.weights]
         b = [_f64(x) for x in net.biases]
         centre, half = _f64(scaler.center), _f64(scaler.halfwidth)
         W[0] = W[0] / half
         b[0] = b[0] - W[0] @ centre
+        if gain is not None:  # a gate's output gain: gain·(W h + b) = (gain W) h + gain b
+            g = np.broadcast_to(_f64(gain).reshape(-1), (W[-1].shape[0],))
+            W[-1], b[-1] = g[:, None] * W[-1], g * b[-1]
         if sign is not None:  # the gate is sigmoid(s·y): keep s·y (s = ±1, exact)
             W[-1], b[-1] = float(sign) * W[-1], float(sign) * b[-1]
         self.nets.append((W, b, np.asarray(idx, np.intp), sign))
@@ -139,7 +143,7 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
             for gate in (c.activation, c.inactivation):
                 if gate is not None:
                     idx = ([v_index] if gate.with_voltage else []) + [x_base + j for j in gate.inputs]
-                    gate = nets.add(gate.net, gate.scaler, idx, gate.sign)
+                    gate = nets.add(gate.net, gate.scaler, idx, gate.sign, getattr(gate, "gain", None))
                 gates.append(gate)
             E = np.atleast_1d(_f64(c.E))
             # A gate or E of size 1 is shared by every unit, as broadcasting does in the JAX step.
