@@ -270,3 +270,15 @@ def test_numpy_step_leaves_its_state_argument_alone_and_rejects_bad_input():
         s.step(state, [1.0, 2.0], 0.0)
     with pytest.raises(ValueError, match="backend must be one of"):
         rmm.online(model, backend="numba")
+
+
+def test_numpy_backend_refuses_a_model_it_does_not_reproduce(monkeypatch):
+    """online() checks one NumPy step against the model's own currents; a term the NumPy
+    realisation does not know (here: JAX's regressors doubled) fails at construction."""
+    import neuromech.rmm._online as online_module
+
+    model = rmm.init_rmm(_data(seed=4), CELL, seed=1)
+    real = online_module.regressors
+    monkeypatch.setattr(online_module, "regressors", lambda *a: tuple(2.0 * p for p in real(*a)))
+    with pytest.raises(NotImplementedError, match="backend='jax'"):
+        rmm.online(model)

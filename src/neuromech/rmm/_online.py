@@ -41,10 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._circuit import Circuit, circuit_state
-from ._filters import dc_gain
+from ._filters import dc_gain, filter_step
 from ._model import RMM
 from ._online_jax import OnlineState as OnlineState
-from ._online_jax import _channels, _linear, jax_step
+from ._online_jax import _channels, _linear, jax_step, regressors
 from ._online_jax import rls_update as rls_update
 from ._online_numpy import numpy_step
 
@@ -151,6 +151,8 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             voltage of the modelled neurons to regress on), a forgetting factor outside (0, 1], or
             an ``adapt`` name the model does not have.
         TypeError: for a current other than Leak, ConductanceCurrent or LumpedCurrent.
+        NotImplementedError: ``backend="numpy"`` for a model whose currents the NumPy realisation
+            does not reproduce (checked on one step at four voltages); ``backend="jax"`` runs it.
 
     Example:
         A passive cell (leak 0.1 µS to −60 mV, C = 1 nF, dt = 0.1 ms) measured at −59 mV:
@@ -190,6 +192,7 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
     if backend == "numpy":
         init = _numpy_init(circuit, layout, delta)
         step = numpy_step(layout, circuit, mode, rls, forgetting)
+        _check_numpy_step(circuit, layout, init, step, mode)
     else:
         init, step = jax_step(circuit, layout, init_tree, mode, rls, forgetting)
     return Streamer(init, step, unpack, flag_index, circuit, mode, forgetting if rls else None,
@@ -246,6 +249,44 @@ def _layout(circuit: Circuit, adapt, delta):
     layout = _Layout(n, C, n_states, q, offsets, incoming, [np.asarray(t, np.float64) for t in theta0], groups,
                      masks, sel, tuple(cnames), tuple(pnames))
     return layout, init_tree, template
+
+
+def _check_numpy_step(circuit: Circuit, layout: _Layout, init, step, mode: str):
+    """One NumPy step against the model's own (JAX) currents and banks, at rest at a few voltages.
+
+    The NumPy realisation mirrors the current classes by hand; should they gain a term it does not
+    know, this fails here, loudly, instead of streaming different numbers.
+
+    Raises:
+        NotImplementedError: when ψ or the filter states differ beyond the model dtype's rounding.
+    """
+    n, C, off = layout.n, layout.C, layout.offsets
+    dtype = circuit.neurons[0].bank.A.dtype
+    # float32 models run in float64 here: allow float32 rounding through a gate network.
+    tol = 1e3 * float(jnp.finfo(dtype).eps)
+    rest = np.array([-75.0, -55.0, -35.0, -15.0])  # mV: banks at rest there, then measured 1 mV higher
+
+    def reference(v0):
+        # what the step reads: the measured voltages, but its own in closed loop
+        v_all = jnp.full(C, v0 + 1.0, dtype).at[:n].set(v0 if mode == "closed-loop" else v0 + 1.0)
+        _, xs, ss = circuit_state(circuit, jnp.full(C, v0, dtype))
+        banks = [(m.bank, x, i) for i, (m, x) in enumerate(zip(circuit.neurons, xs))]
+        banks += [(s.bank, x, s.pre) for s, x in zip(circuit.synapses, ss)]
+        return (jnp.concatenate(regressors(circuit, layout.incoming, v_all, xs, ss)),
+                jnp.concatenate([filter_step(b, x, v_all[src]) for b, x, src in banks]))
+
+    psis, xss = jax.jit(jax.vmap(reference))(jnp.asarray(rest, dtype))  # one compile, not one per op
+    for v0, psi, x_new in zip(rest, np.asarray(psis, np.float64), np.asarray(xss, np.float64)):
+        new = step(init(v0), np.full(C, v0 + 1.0), np.zeros(n))[0]
+        got_psi = new[off["psi_prev"]:off["psi_prev"] + psi.size]
+        got_x = new[off["xs"]:off["xs"] + x_new.size]
+        for name, got, want in (("regressors ψ", got_psi, psi), ("filter states", got_x, x_new)):
+            err = np.abs(got - want) / (1.0 + np.abs(want))
+            if not np.all(err <= tol):
+                raise NotImplementedError(
+                    f"the NumPy online step disagrees with the model's own {name} near {v0 + 1.0:g} mV (relative "
+                    f"error {np.nanmax(err):.2g} > {tol:.2g}): the model holds a current or field the NumPy "
+                    "realisation does not know; use online(..., backend='jax')")
 
 
 def _numpy_init(circuit: Circuit, layout: _Layout, delta: float):

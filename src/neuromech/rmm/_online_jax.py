@@ -92,6 +92,18 @@ def _channels(v0, C: int) -> np.ndarray:
                          f"{np.shape(v0)}") from err
 
 
+def regressors(circuit: Circuit, incoming, v_all, xs, ss) -> tuple:
+    """Per neuron i, ψ_i = [1, −unit currents of its currents, −those of its incoming synapses]:
+    the regressor of its θ (nA per unit parameter) at voltages ``v_all`` (mV) and states."""
+    dtype = circuit.neurons[0].bank.A.dtype
+    out = []
+    for i, m in enumerate(circuit.neurons):
+        parts = [jnp.ones(1, dtype)] + [-_unit(c, v_all[i], xs[i]) for c in m.currents]
+        parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
+        out.append(jnp.concatenate(parts))
+    return tuple(out)
+
+
 def jax_step(circuit: Circuit, layout, init_tree, mode: str, rls: bool, forgetting: float):
     """(init, step) of the JAX backend: the step is traced, lowered and compiled once, here.
 
@@ -106,12 +118,6 @@ def jax_step(circuit: Circuit, layout, init_tree, mode: str, rls: bool, forgetti
     unravel = ravel_pytree(init_tree(jnp.zeros(C, dtype)))[1]
     groups, masks, sel, incoming = layout.groups, layout.masks, layout.sel, layout.incoming
     caps = [m.capacitance for m in circuit.neurons]
-
-    def features(i, v_all, xs, ss):
-        m = circuit.neurons[i]
-        parts = [jnp.ones(1, dtype)] + [-_unit(c, v_all[i], xs[i]) for c in m.currents]
-        parts += [-_unit(circuit.synapses[k].current, v_all[i], ss[k]) for k in incoming[i]]
-        return jnp.concatenate(parts)
 
     def step(state: OnlineState, vm, ia):
         # Only the voltages this mode reads count: closed loop reads the exogenous channels alone.
@@ -134,7 +140,7 @@ def jax_step(circuit: Circuit, layout, init_tree, mode: str, rls: bool, forgetti
                 new_P.append(jnp.where(update, P2, P[i]))
             theta, P = tuple(new_t), tuple(new_P)
         gaps = gap_currents(circuit, v_all)
-        psi = tuple(features(i, v_all, state.xs, state.ss) for i in range(n))
+        psi = regressors(circuit, incoming, v_all, state.xs, state.ss)
         base = ia - gaps
         dv = jnp.stack([(base[i] + theta[i] @ psi[i]) / caps[i] for i in range(n)])
         pred = own + circuit.dt * dv
