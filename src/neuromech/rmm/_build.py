@@ -11,7 +11,7 @@ import numpy as np
 
 from ..recordings import Recording
 from ._currents import ConductanceCurrent, Leak, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
-from ._filters import filter_bank, filter_signal, geometric_taus
+from ._filters import filter_bank, filter_signal, geometric_taus, rest_state
 from ._model import RMM
 from ._settings import CurrentSettings, ModelSettings
 
@@ -45,16 +45,60 @@ def as_recordings(data) -> list[Recording]:
     return recs
 
 
-def teacher_forcing_data(bank, recordings) -> TrainingData:
-    """Filter states of every sweep from its measured voltage (causal start at rest at v[0])."""
+def sweep_states(bank, v) -> np.ndarray:
+    """(T, n) filter states of one training sweep ``v`` (mV), the bank starting at rest at the
+    mean voltage of the sweep's first τ_max (the longest time constant): the level the slow
+    states settle around.
+
+    Training is offline, so the start may look ahead: starting at rest at v[0] (the causal choice
+    of :func:`filter_signal`) leaves the slow states a transient as long as τ_max from whatever
+    v[0] was — a spike peak, a trough — and that transient, not the states' own fluctuation, then
+    sets the input range of the gates (their scalers), squeezing the slow states' real excursion
+    into a sliver of it.
+    """
+    v = np.asarray(v, np.float64)
+    n = max(int(round(max(bank.taus) / bank.dt)), 1)
+    return filter_signal(bank, v, x0=np.asarray(rest_state(bank, float(np.mean(v[:n])))))
+
+
+def centred_voltage(v) -> np.ndarray:
+    """(T,) the measured voltage with its noise made uncorrelated with the teacher-forcing target:
+    ``v[k] + clip((v[k−1] − 2 v[k] + v[k+1]) / 3, ±δ)`` (ends unchanged), the voltage *input* of
+    teacher forcing with ``centred=True``.
+
+    Why: the target ``(v[k+1] − v[k]) / dt`` holds the measurement noise e[k] with weight −1/dt,
+    and so does the raw input v[k] with weight 1: a regression on noisy inputs learns that
+    correlation (errors in variables) — a spurious conductance of about C/dt on v[k] against its
+    filtered past, which slows a free run's voltage. Unclipped, the correction makes the input the
+    centred mean ``(v[k−1] + v[k] + v[k+1]) / 3``, which holds e[k] and e[k+1] with equal weights,
+    so that its noise is uncorrelated with the target's e[k+1] − e[k]; the filter states x[k]
+    hold only e[k−1] and earlier. The clip δ (4 robust standard deviations of the correction,
+    i.e. of the noise) leaves that intact for noise but keeps a spike's upstroke, which may take a
+    single sample, from leaking the next sample's jump into the input.
+    """
+    v = np.asarray(v, np.float64)
+    out = v.copy()
+    if v.size < 3:
+        return out
+    d = (v[:-2] - 2.0 * v[1:-1] + v[2:]) / 3.0
+    delta = 4.0 * 1.4826 * float(np.median(np.abs(d - np.median(d))))
+    out[1:-1] += np.clip(d, -delta, delta)
+    return out
+
+
+def teacher_forcing_data(bank, recordings, *, centred: bool = False) -> TrainingData:
+    """Filter states of every sweep from its measured voltage (:func:`sweep_states`); with
+    ``centred`` the voltage input is :func:`centred_voltage` (the target stays the raw one-step
+    difference)."""
     parts = []
     for rec in as_recordings(recordings):
         if abs(rec.dt - bank.dt) > 1e-9 * bank.dt:
             raise ValueError(f"recording dt {rec.dt} ms differs from the model's {bank.dt} ms; resample it")
         rec.check_length(max(bank.taus), why=f" (the longest filter time constant {max(bank.taus):g} ms)")
         for v, i in zip(rec.voltage, rec.current):
-            x = filter_signal(bank, v)
-            parts.append((v[:-1], x[:-1], i[:-1], np.diff(v) / rec.dt))
+            x = sweep_states(bank, v)
+            v_in = centred_voltage(v) if centred else v
+            parts.append((v_in[:-1], x[:-1], i[:-1], np.diff(v) / rec.dt))
     return TrainingData(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
 
 
@@ -139,7 +183,7 @@ def _init_current(cs: CurrentSettings, bank, data: TrainingData, capacitance: fl
         with_v = cs.instantaneous and sign > 0
         z = np.column_stack([data.v, data.x[:, idx]]) if with_v else data.x[:, idx]
         net = init_mlp(k, (z.shape[1], *cs.hidden, cs.units), positive=True)
-        gates.append(MonotoneGate(net, fit_scaler(z), idx, sign, with_v))
+        gates.append(MonotoneGate(net, fit_scaler(z), idx, sign, with_v, jnp.ones(cs.units, dtype)))
     units = cs.units
     # Start each current at the size of the data's capacitive current C·dv/dt (spread over its
     # driving force), not at an arbitrary conductance: a start orders of magnitude off leaves

@@ -28,11 +28,16 @@ def warm_start(model: RMM, voltage, n: int):
     A free run that starts with every filter at rest at the first voltage sample starts off its
     attractor when the neuron is not at rest there (mid-burst, say: the slow states remember the
     past). Running the bank on the preceding measured voltage is causal and puts them where the
-    data say. Returns (v[n], x[n]).
+    data say. The bank starts at rest at the *mean* of those ``n`` samples (the level the slow
+    states settle around) rather than at their first one: a warm-up shorter than the slowest
+    time constant (1 s against 1.5 s) otherwise carries a sizeable share of the first sample's
+    value, which may sit on a spike (+40 mV) or at the bottom of a burst's trough.
+    Returns (v[n], x[n]).
     """
-    from ._filters import filter_signal
+    from ._filters import filter_signal, rest_state
 
-    x = filter_signal(model.bank, np.asarray(voltage[: n + 1], np.float64))
+    seg = np.asarray(voltage[: n + 1], np.float64)
+    x = filter_signal(model.bank, seg, x0=np.asarray(rest_state(model.bank, float(np.mean(seg)))))
     return float(voltage[n]), x[-1]
 
 
