@@ -1,8 +1,17 @@
-"""Training: teacher forcing (static regression on precomputed filter states), then optional
-multiple shooting (Burghi et al., PNAS 2025; Burghi, Schapiro et al., Front. Comput. Neurosci. 2025).
+"""Training: teacher forcing (static regression on precomputed filter states), short closed-loop
+rollouts from teacher-forced states, then optional multiple shooting (Burghi et al., PNAS 2025;
+Burghi, Schapiro et al., Front. Comput. Neurosci. 2025).
 
-Both loops are built from public pure steps (:func:`teacher_forcing_loss`, :func:`shooting_loss`)
-and take any optax optimiser; model selection uses free runs on validation recordings.
+Every stage runs the one loop :func:`_run_epochs` on a public pure loss
+(:func:`teacher_forcing_loss`, :func:`~neuromech.rmm._rollout.rollout_loss`,
+:func:`shooting_loss`) with any optax optimiser; model selection uses free runs on validation
+recordings, across stages.
+
+What the defaults do, and why (measured on 20 s of synthetic HH, 0.2 mV noise, held-out free-run
+spike coincidence 0.49 with plain teacher forcing): teacher-forcing samples are weighted so that
+spikes no longer drown the subthreshold dynamics (:func:`derivative_weights`: 0.69); the voltage
+input is decorrelated from the target's noise (``centred``); four epochs of 4 ms closed-loop
+rollouts then fit what the one-step regression cannot see (with weighting: 0.86–0.88).
 """
 
 from __future__ import annotations
@@ -17,20 +26,26 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ._build import as_recordings, teacher_forcing_data
+from ._build import as_recordings, sweep_states, teacher_forcing_data
 from ._model import RMM, derivative, rmm_step
 from ._params import constrain, unconstrain
+from ._rollout import RolloutSettings, rollout_loss, rollout_windows
 from ._settings import ShootingSettings, TrainingSettings
 from ._validate import evaluate, selection_score
 
+# Power of the teacher-forcing sample weights by default (derivative_weights).
+DEFAULT_WEIGHTING = 1.0
+# Teacher forcing on the centred voltage input (errors-in-variables free, see centred_voltage).
+DEFAULT_CENTRED = True
 
-def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float = 0.0, huber: float = 0.0):
+
+def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float = 0.0, huber: float = 0.0,
+                         weights=None):
     """Mean squared error of the predicted dv/dt on a batch, over ``scale`` (the target's
     variance, so 1 = predicting the mean), plus priors and the L2 weight penalty.
 
-    With ``huber > 0`` residuals beyond ``huber · √scale`` count linearly (Huber loss): the few
-    spike samples, where misfits are large, then weigh less against the subthreshold samples that
-    set the capacitance and the timing of the next spike.
+    With ``huber > 0`` residuals beyond ``huber · √scale`` count linearly (Huber loss). With
+    ``weights`` (B,) each sample's error is weighted (see :func:`derivative_weights`).
     """
     pred = jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i)
     r = (pred - dvdt) / jnp.sqrt(scale)
@@ -39,16 +54,73 @@ def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float =
         err = jnp.where(a <= huber, r**2, 2 * huber * a - huber**2)
     else:
         err = r**2
+    if weights is not None:
+        err = weights * err
     return jnp.mean(err) + model.penalty(weight_decay) / v.shape[0]
 
 
-def _select(model, validation, threshold, best, params, epoch, history, warmup=0.0):
+def derivative_weights(dvdt, dt: float, *, power: float = 1.0, smooth: float = 1.0) -> np.ndarray:
+    """(N,) teacher-forcing sample weights ``1 / (1 + s/s₀)^power``, scaled to mean 1.
+
+    ``s`` is the RMS of the target dv/dt over a centred window of ± ``smooth`` ms and ``s₀`` its
+    median. Spike samples hold almost all of the variance of dv/dt (upstrokes of 100 mV/ms against
+    ~1 mV/ms between spikes), so an unweighted fit spends its capacity on the spike shape and
+    leaves the subthreshold dynamics, which decide *when* the next spike comes, to chance; the
+    weights even that out. The window average makes them a function of where the sample lies
+    (spike or not), not of its own measurement noise, which would bias the fit.
+    """
+    d = np.asarray(dvdt, np.float64)
+    half = max(int(round(smooth / dt)), 0)
+    box = np.ones(2 * half + 1) / (2 * half + 1)
+    s = np.sqrt(np.convolve(d**2, box, mode="same"))
+    w = (1.0 + s / max(float(np.median(s)), 1e-12)) ** (-power)
+    return w / w.mean()
+
+
+def _select(model, validation, threshold, best, params, epoch, history, warmup=0.0, stage="teacher forcing"):
     _, summary, _ = evaluate(model, validation, threshold=threshold, warmup=warmup)
     score = selection_score(summary)
-    history["validation"].append({"epoch": epoch, "score": score, **summary})
+    history["validation"].append({"epoch": epoch, "stage": stage, "score": score, **summary})
     if best is None or score > best[0]:
-        return (score, params, epoch)
+        return (score, params, epoch, stage)
     return best
+
+
+def _run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc, progress, history,
+                extra=lambda epoch: 0.0, after_epoch=None):
+    """The training loop shared by teacher forcing and rollouts: shuffled mini-batches of the
+    rows of ``arrays``, ``loss_rows(params, batch_arrays, extra)`` minimised by ``optimizer``."""
+    n = arrays[0].shape[0]
+    batch = min(batch, n)
+    n_batches = max(n // batch, 1)
+    opt_state = optimizer.init(params)
+
+    @eqx.filter_jit
+    def epoch_step(params, opt_state, key, arrays, e):
+        order = jax.random.permutation(key, n)[: n_batches * batch].reshape(n_batches, batch)
+
+        def step(carry, rows):
+            params, opt_state = carry
+            loss, grads = jax.value_and_grad(loss_rows)(params, tuple(a[rows] for a in arrays), e)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
+        return params, opt_state, jnp.mean(losses)
+
+    bar = tqdm(range(1, epochs + 1), disable=not progress, desc=desc, unit="epoch")
+    for epoch in bar:
+        params, opt_state, loss = epoch_step(params, opt_state, jax.random.fold_in(key, epoch), arrays,
+                                             jnp.asarray(extra(epoch), jnp.result_type(float)))
+        loss = float(loss)
+        history.append(loss)
+        bar.set_postfix(loss=f"{loss:.4g}")
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the {desc} loss became {loss} at epoch {epoch}; lower the learning rate")
+        if after_epoch is not None:
+            after_epoch(epoch, loss, params)
+    bar.close()
+    return params
 
 
 def fit(
@@ -61,26 +133,39 @@ def fit(
     threshold: float = 0.0,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
+    weighting: float = DEFAULT_WEIGHTING,
+    centred: bool = DEFAULT_CENTRED,
+    rollout: RolloutSettings | None = RolloutSettings(),
 ) -> tuple[RMM, dict]:
-    """Train an RMM by teacher forcing, then (``settings.shooting``) by multiple shooting.
+    """Train an RMM by teacher forcing, then by short closed-loop rollouts (``rollout``), then
+    (``settings.shooting``) by multiple shooting.
 
     Main arguments:
         model: an initialised :class:`RMM` (:func:`init_rmm`).
         train: training :class:`~neuromech.recordings.Recording` (or a sequence).
-        optimizer: any optax transformation; default Adam at ``settings.learning_rate`` with
-            ``settings.schedule`` (cosine decay by default).
+        optimizer: any optax transformation for teacher forcing; default Adam at
+            ``settings.learning_rate`` with ``settings.schedule`` (cosine decay by default).
 
     Other arguments:
         settings: epochs, batch size, weight decay, seed, validation interval, shooting.
-        validation: recording(s) for model selection: every ``validate_every`` epochs the model
-            runs free on them and the best-scoring parameters are returned (see
-            :func:`selection_score`); without validation the last parameters are returned.
+        validation: recording(s) for model selection: every ``validate_every`` epochs (and after
+            every rollout epoch) the model runs free on them and the best-scoring parameters are
+            returned (see :func:`selection_score`); without validation the last ones are returned.
         threshold: spike threshold (mV) for the validation metrics.
-        progress: tqdm progress bar; callback: called as ``callback(epoch, loss)``.
+        progress: tqdm progress bar; callback: called as ``callback(epoch, loss)`` (teacher forcing).
+        weighting: power of the teacher-forcing sample weights (:func:`derivative_weights`);
+            0 weighs every sample alike.
+        centred: teacher forcing's voltage input is the measured voltage moved towards its
+            centred three-sample mean (:func:`~neuromech.rmm._build.centred_voltage`), so that
+            its noise no longer correlates with the target's (errors in variables); False: the
+            raw voltage.
+        rollout: :class:`RolloutSettings` of the multi-step stage after teacher forcing
+            (:func:`rollout_loss`), or None to skip it.
 
     Returns:
-        ``(model, history)``: the selected model, and a dict with per-epoch ``loss``, the
-        ``validation`` records, ``best_epoch`` and the wall time ``time_s``.
+        ``(model, history)``: the selected model, and a dict with per-epoch ``loss`` (teacher
+        forcing), ``rollout_loss``, the ``validation`` records, ``best_epoch``, ``best_stage``,
+        the wall time ``time_s`` and that of teacher forcing alone ``teacher_forcing_s``.
 
     Raises:
         ValueError: for recordings shorter than the longest filter time constant, a dt different
@@ -93,67 +178,72 @@ def fit(
         >>> model, history = fit(init_rmm(train), train, validation=val)  # doctest: +SKIP
     """
     start = time.perf_counter()
-    data = teacher_forcing_data(model.bank, train)
+    data = teacher_forcing_data(model.bank, train, centred=centred)
+    if data.size < 2:
+        raise ValueError("the training data hold fewer than 2 samples")
     batch = min(settings.batch_size, data.size)
     if optimizer is None:
         steps = settings.epochs * max(data.size // batch, 1)
         rate = (optax.cosine_decay_schedule(settings.learning_rate, steps, 0.05) if settings.schedule == "cosine"
                 else settings.learning_rate)
         optimizer = optax.adam(rate)
-    if data.size < 2:
-        raise ValueError("the training data hold fewer than 2 samples")
     dtype = model.bank.A.dtype
-    arrays = tuple(jnp.asarray(a, dtype) for a in (data.v, data.x, data.i, data.dvdt))
-    scale = float(np.var(data.dvdt)) or 1.0
+    w = derivative_weights(data.dvdt, model.dt, power=weighting) if weighting else np.ones(data.size)
+    arrays = tuple(jnp.asarray(a, dtype) for a in (data.v, data.x, data.i, data.dvdt, w))
+    scale = float(np.average((data.dvdt - np.average(data.dvdt, weights=w)) ** 2, weights=w)) or 1.0
     spec = model.spec()
     params = unconstrain(model, spec)
-    opt_state = optimizer.init(params)
-    n_batches = data.size // batch
-
-    @eqx.filter_jit
-    def epoch_step(params, opt_state, key, arrays):
-        order = jax.random.permutation(key, arrays[0].shape[0])[: n_batches * batch].reshape(n_batches, batch)
-
-        def step(carry, rows):
-            params, opt_state = carry
-
-            def loss_fn(p):
-                m = constrain(p, model, spec)
-                return teacher_forcing_loss(m, *(a[rows] for a in arrays), scale, settings.weight_decay,
-                                            settings.huber)
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses)
-
-    history = {"loss": [], "validation": [], "best_epoch": None, "method": "teacher forcing"}
     key = jax.random.PRNGKey(settings.seed)
-    best = None
-    bar = tqdm(range(1, settings.epochs + 1), disable=not progress, desc="teacher forcing", unit="epoch")
-    for epoch in bar:
-        params, opt_state, loss = epoch_step(params, opt_state, jax.random.fold_in(key, epoch), arrays)
-        loss = float(loss)
-        history["loss"].append(loss)
-        bar.set_postfix(loss=f"{loss:.4g}")
+    history = {"loss": [], "validation": [], "best_epoch": None, "best_stage": None, "method": "teacher forcing"}
+    best = [None]
+
+    def tf_loss(p, rows, _):
+        v, x, i, dvdt, wr = rows
+        return teacher_forcing_loss(constrain(p, model, spec), v, x, i, dvdt, scale, settings.weight_decay,
+                                    settings.huber, wr if weighting else None)
+
+    def after_tf(epoch, loss, p):
         if callback is not None:
             callback(epoch, loss)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss} at epoch {epoch}; lower the learning rate")
         if validation is not None and (epoch % settings.validate_every == 0 or epoch == settings.epochs):
-            best = _select(constrain(params, model, spec), validation, threshold, best, params, epoch, history,
-                           settings.warmup)
-    bar.close()
-    if best is not None:
-        params, history["best_epoch"] = best[1], best[2]
+            best[0] = _select(constrain(p, model, spec), validation, threshold, best[0], p, epoch, history,
+                              settings.warmup)
+
+    params = _run_epochs(params, arrays, tf_loss, optimizer, epochs=settings.epochs, batch=settings.batch_size,
+                         key=key, desc="teacher forcing", progress=progress, history=history["loss"],
+                         after_epoch=after_tf)
+    if best[0] is not None:
+        params = best[0][1]
+    history["teacher_forcing_s"] = time.perf_counter() - start
+
+    if rollout is not None:
+        win = rollout_windows(model.bank, train, rollout.length, rollout.stride)
+        warrays = tuple(jnp.asarray(a, dtype) for a in (win.v, win.x, win.i))
+        wscale = float(np.var(win.v[:, -1] - win.v[:, 0])) or 1.0
+        wbatch = min(rollout.batch_size, win.size)
+        rate = optax.cosine_decay_schedule(rollout.learning_rate, rollout.epochs * max(win.size // wbatch, 1), 0.1)
+        history["rollout_loss"] = []
+
+        def ro_loss(p, rows, gamma):
+            vm, x0, i = rows
+            return rollout_loss(constrain(p, model, spec), vm, x0, i, wscale, gamma, settings.weight_decay)
+
+        def after_ro(epoch, loss, p):
+            if validation is not None:
+                best[0] = _select(constrain(p, model, spec), validation, threshold, best[0], p, epoch, history,
+                                  settings.warmup, "rollout")
+
+        params = _run_epochs(params, warrays, ro_loss, optax.adam(rate), epochs=rollout.epochs, batch=wbatch,
+                             key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
+                             history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro)
+    if best[0] is not None:
+        params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     model = constrain(params, model, spec)
     history["time_s"] = time.perf_counter() - start
     if settings.shooting is not None:
         model, shots = fit_shooting(model, train, None, settings=settings.shooting, validation=validation,
                                     threshold=threshold, progress=progress, seed=settings.seed,
-                                    start_score=None if best is None else best[0], warmup=settings.warmup)
+                                    start_score=None if best[0] is None else best[0][0], warmup=settings.warmup)
         history["shooting"] = shots
         history["time_s"] = time.perf_counter() - start
     return model, history
@@ -162,12 +252,10 @@ def fit(
 # -------------------------------------------------------------------------------- shooting
 def _shots(recordings, bank, length: int):
     """Shots of ``length`` samples: measured v and i, teacher-forced start states, next-shot links."""
-    from ._filters import filter_signal
-
     vs, is_, xs, nxt = [], [], [], []
     for rec in as_recordings(recordings):
         for v, i in zip(rec.voltage, rec.current):
-            x = filter_signal(bank, v)
+            x = sweep_states(bank, v)
             n = (len(v) - 1) // length
             base = len(vs)
             for s in range(n):
@@ -231,47 +319,29 @@ def fit_shooting(
     x_scale = jnp.asarray(np.std(x_starts, axis=0) + 1e-6, dtype)
     spec = model.spec()
     params = (unconstrain(model, spec), jnp.asarray(v_shots[:, 0], dtype), jnp.asarray(x_starts, dtype))
-    opt_state = optimizer.init(params)
     vj, ij, nj = jnp.asarray(v_shots, dtype), jnp.asarray(i_shots, dtype), jnp.asarray(nxt)
-    n_batches = max(n_shots // batch, 1)
 
-    @eqx.filter_jit
-    def epoch_step(params, opt_state, key):
-        order = jax.random.permutation(key, n_shots)[: n_batches * batch].reshape(n_batches, batch)
-
-        def step(carry, rows):
-            params, opt_state = carry
-
-            def loss_fn(p):
-                m = constrain(p[0], model, spec)
-                nx = jnp.maximum(nj[rows], 0)
-                # The next shot's start is a target here, not moved by this shot's mismatch.
-                v_next, x_next = jax.lax.stop_gradient(p[1][nx]), jax.lax.stop_gradient(p[2][nx])
-                return shooting_loss(m, p[1][rows], p[2][rows], vj[rows], ij[rows], v_next, x_next,
-                                     nj[rows] >= 0, settings.continuity, x_scale) + m.penalty() / batch
-
-            loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), order)
-        return params, opt_state, jnp.mean(losses)
+    def loss_rows(p, rows, _):
+        (rows,) = rows
+        m = constrain(p[0], model, spec)
+        nx = jnp.maximum(nj[rows], 0)
+        # The next shot's start is a target here, not moved by this shot's mismatch.
+        v_next, x_next = jax.lax.stop_gradient(p[1][nx]), jax.lax.stop_gradient(p[2][nx])
+        return shooting_loss(m, p[1][rows], p[2][rows], vj[rows], ij[rows], v_next, x_next,
+                             nj[rows] >= 0, settings.continuity, x_scale) + m.penalty() / batch
 
     history = {"loss": [], "validation": [], "best_epoch": None, "method": "multiple shooting"}
-    best = None if start_score is None else (start_score, params[0], 0)
-    key = jax.random.PRNGKey(seed + 1)
-    bar = tqdm(range(1, settings.epochs + 1), disable=not progress, desc="multiple shooting", unit="epoch")
-    for epoch in bar:
-        params, opt_state, loss = epoch_step(params, opt_state, jax.random.fold_in(key, epoch))
-        loss = float(loss)
-        history["loss"].append(loss)
-        bar.set_postfix(loss=f"{loss:.4g}")
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the shooting loss became {loss} at epoch {epoch}; lower the learning rate")
+    best = [None if start_score is None else (start_score, params[0], 0, "start")]
+
+    def after_epoch(epoch, loss, p):
         if validation is not None:
-            best = _select(constrain(params[0], model, spec), validation, threshold, best, params[0], epoch, history,
-                           warmup)
-    bar.close()
+            best[0] = _select(constrain(p[0], model, spec), validation, threshold, best[0], p[0], epoch, history,
+                              warmup, "multiple shooting")
+
+    params = _run_epochs(params, (jnp.arange(n_shots),), loss_rows, optimizer, epochs=settings.epochs, batch=batch,
+                         key=jax.random.PRNGKey(seed + 1), desc="multiple shooting", progress=progress,
+                         history=history["loss"], after_epoch=after_epoch)
+    best = best[0]
     chosen = params[0] if best is None else best[1]
     history["best_epoch"] = None if best is None else best[2]
     history["time_s"] = time.perf_counter() - start
