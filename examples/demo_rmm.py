@@ -3,8 +3,8 @@
 A Hodgkin–Huxley neuron driven by an Ornstein–Uhlenbeck current is simulated (deterministically,
 seed 0) and sampled at 10 kHz with 0.2 mV measurement noise: 12 s to train, 2 s to select the
 model, 2 s held out. The RMM (leak + Na-, K-like and slow conductance-based currents on a bank of
-36 first-order filters, Burghi et al., PNAS 2025) is trained by teacher forcing, then run free on
-the held-out current. Writes into --out: rmm_prediction.png (prediction against data), rmm_iv.png,
+36 first-order filters, Burghi et al., PNAS 2025) is trained by rmm.fit's default (weighted
+teacher forcing, then short closed-loop rollouts), then run free on the held-out current. Writes into --out: rmm_prediction.png (prediction against data), rmm_iv.png,
 rmm_gates.png and rmm_demo.json (metrics). About a minute on two CPU cores.
 
     python examples/demo_rmm.py --out out/demo
