@@ -7,21 +7,24 @@ module builds, once, from a trained circuit's arrays, packed NumPy operands that
 equations of the JAX step of :func:`~neuromech.rmm.online` with a fixed, small number of NumPy
 calls, whatever the number of currents (each call on a few dozen numbers costs ≈ 0.3 µs):
 
-- every filter bank (intrinsic and synaptic) in one product: ``x⁺ = λ ∘ x + B ∘ v_in`` when all
-  banks are diagonal, ``x⁺ = A_blk x + B ∘ v_in`` (block-diagonal A) otherwise;
+- every filter bank (intrinsic and synaptic) at once: ``x⁺ = λ ∘ x + B ∘ v_in`` when all banks
+  are diagonal, ``x⁺ = A_blk x + B ∘ v_in`` (block-diagonal A) otherwise;
 - every network (monotone gates and lumped MLPs, of intrinsic and synaptic currents) as one
   block-diagonal MLP per depth, fed by one gather of its inputs ``[v, x[inputs], 1]``. The input
   :class:`Scaler` is folded into the first layer, ``W (z − c)/h + b = (W/h) z + (b − (W/h) c)``,
-  every bias into its layer as a last column fed by a constant 1, and a gate's sign ``s = ±1`` into
-  the last layer (exact), so a layer is one product (and a ``tanh``), a gate ``expit(y)``;
+  every bias into its layer as a last column fed by a constant 1, and a gate's output gain and
+  sign ``s = ±1`` into the last layer, so a layer is one product (and a ``tanh``), a gate
+  ``expit(y)``;
 - every unit current per unit of its linear parameter as ``a · b · (v − E)`` with ``a``, ``b``
   gathered from ``[1, gate outputs, lumped outputs]`` (a leak has ``a = b = 1``; a lumped current
   ``b = 1`` and ``v − E = 0 − (−1)``; the holding entry ``v − E = 0 − 1``), so ψ = a · b · (E − v)
   and ``θ·ψ`` per neuron and every read-out current come out of one 0/±1 matrix product;
 - recursive least squares on each neuron's adapted subset of θ, the operations of :func:`rls_update`.
 
-Only the order of sums, the folded scalers and the closed form of ``tanh``/``sigmoid`` differ from
-XLA: both agree to rounding (``tests/test_rmm_online.py`` checks it over thousands of samples).
+Only the order of sums, the folded scalers, biases and gains, the closed forms of ``tanh`` and
+``sigmoid`` and RLS's ``/λ`` and ``·½`` in one product differ from XLA: both agree to rounding
+(``tests/test_rmm_online.py`` checks it over thousands of samples, and :func:`online` checks one
+step against the model's own currents whenever it builds this backend).
 """
 
 from __future__ import annotations
