@@ -35,6 +35,8 @@ from ._validate import evaluate, selection_score
 
 # Power of the teacher-forcing sample weights by default (derivative_weights).
 DEFAULT_WEIGHTING = 1.0
+# Quantile of the local dv/dt scale that weighs 1/2 (derivative_weights).
+WEIGHT_QUANTILE = 0.5
 # Teacher forcing on the centred voltage input (errors-in-variables free, see centred_voltage).
 DEFAULT_CENTRED = True
 
@@ -59,11 +61,13 @@ def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float =
     return jnp.mean(err) + model.penalty(weight_decay) / v.shape[0]
 
 
-def derivative_weights(dvdt, dt: float, *, power: float = 1.0, smooth: float = 1.0) -> np.ndarray:
+def derivative_weights(dvdt, dt: float, *, power: float = 1.0, smooth: float = 1.0,
+                       quantile: float = WEIGHT_QUANTILE) -> np.ndarray:
     """(N,) teacher-forcing sample weights ``1 / (1 + s/s₀)^power``, scaled to mean 1.
 
     ``s`` is the RMS of the target dv/dt over a centred window of ± ``smooth`` ms and ``s₀`` its
-    median. Spike samples hold almost all of the variance of dv/dt (upstrokes of 100 mV/ms against
+    ``quantile`` (the median by default; a higher one spares moderate transients such as the
+    charging after a current step and down-weights only the spikes). Spike samples hold almost all of the variance of dv/dt (upstrokes of 100 mV/ms against
     ~1 mV/ms between spikes), so an unweighted fit spends its capacity on the spike shape and
     leaves the subthreshold dynamics, which decide *when* the next spike comes, to chance; the
     weights even that out. The window average makes them a function of where the sample lies
@@ -73,7 +77,7 @@ def derivative_weights(dvdt, dt: float, *, power: float = 1.0, smooth: float = 1
     half = max(int(round(smooth / dt)), 0)
     box = np.ones(2 * half + 1) / (2 * half + 1)
     s = np.sqrt(np.convolve(d**2, box, mode="same"))
-    w = (1.0 + s / max(float(np.median(s)), 1e-12)) ** (-power)
+    w = (1.0 + s / max(float(np.quantile(s, quantile)), 1e-12)) ** (-power)
     return w / w.mean()
 
 
