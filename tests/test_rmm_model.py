@@ -152,6 +152,25 @@ def test_settings_reject_unknown_keys_and_bad_values():
         cfg.training.epochs = 3
 
 
+def test_training_stages_are_settings():
+    default = rmm.config_from_dict({}).training
+    assert default.rollout == rmm.RolloutSettings() and default.centred and default.weighting == 1.0
+    cfg = rmm.config_from_dict({"training": {"rollout": False, "weighting": 0, "centred": False}}).training
+    assert cfg.rollout is None and cfg.weighting == 0.0 and not cfg.centred
+    assert rmm.config_from_dict({"training": {"rollout": {"length": 20}}}).training.rollout.length == 20
+    with pytest.raises(ValueError, match=r"valid keys in \[training.rollout\]"):
+        rmm.config_from_dict({"training": {"rollout": {"lenght": 20}}})
+    with pytest.raises(ValueError, match="weighting must be ≥ 0"):
+        rmm.TrainingSettings(weighting=-1.0)
+
+
+def test_models_of_an_older_format_are_refused_with_advice(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "model.json").write_text('{"format": "neuromech-rmm/1"}')
+    with pytest.raises(ValueError, match="older neuromech.*refit"):
+        rmm.load_model(tmp_path / "old")
+
+
 def test_save_and_load_round_trip_strictly(hh_short, tmp_path):
     config = rmm.RMMConfig(model=SMALL)
     model = rmm.init_rmm(hh_short, SMALL, seed=2)

@@ -8,7 +8,9 @@ Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
 - Currents: :class:`Leak`, :class:`LumpedCurrent`, :class:`ConductanceCurrent` (monotone gates).
 - The model: :class:`RMM`, :func:`init_rmm`, :func:`rmm_step`, :func:`simulate` (closed loop),
   :func:`teacher_forced` (read-out from a measured voltage), ``RMM.ablate``.
-- Training: :func:`fit` (teacher forcing, then optional multiple shooting), :func:`fit_shooting`.
+- Training: :func:`fit` (weighted teacher forcing on the :func:`centred_voltage`, then short
+  closed-loop rollouts, then optional multiple shooting), :func:`fit_shooting`, :func:`rollout_loss`,
+  :func:`derivative_weights`, :class:`RolloutSettings`.
 - Validation: :func:`evaluate`, :func:`predict`, metrics; interpretation: :func:`iv_curves`,
   :func:`gate_curves`.
 - Settings: :class:`RMMConfig` and its parts, :func:`config_from_dict`; files: :func:`save_model`,
@@ -53,6 +55,8 @@ from ._circuit_settings import circuit_config_from_dict as circuit_config_from_d
 from ._circuit_validate import evaluate_circuit as evaluate_circuit
 from ._circuit_validate import predict_circuit as predict_circuit
 from ._build import init_rmm as init_rmm
+from ._build import centred_voltage as centred_voltage
+from ._build import sweep_states as sweep_states
 from ._build import teacher_forcing_data as teacher_forcing_data
 from ._currents import ConductanceCurrent as ConductanceCurrent
 from ._currents import Leak as Leak
@@ -68,10 +72,14 @@ from ._filters import frequency_response as frequency_response
 from ._filters import geometric_taus as geometric_taus
 from ._filters import gramian as gramian
 from ._filters import rest_state as rest_state
+from ._fit import derivative_weights as derivative_weights
 from ._fit import fit as fit
 from ._fit import fit_shooting as fit_shooting
 from ._fit import shooting_loss as shooting_loss
 from ._fit import teacher_forcing_loss as teacher_forcing_loss
+from ._rollout import rollout as rollout
+from ._rollout import rollout_loss as rollout_loss
+from ._rollout import rollout_windows as rollout_windows
 from ._interpret import gate_curves as gate_curves
 from ._interpret import iv_curves as iv_curves
 from ._metrics import SweepMetrics as SweepMetrics
@@ -106,6 +114,7 @@ from ._settings import DataSettings as DataSettings
 from ._settings import FilterSettings as FilterSettings
 from ._settings import ModelSettings as ModelSettings
 from ._settings import RMMConfig as RMMConfig
+from ._settings import RolloutSettings as RolloutSettings
 from ._settings import ShootingSettings as ShootingSettings
 from ._settings import TrainingSettings as TrainingSettings
 from ._settings import config_from_dict as config_from_dict

@@ -29,16 +29,12 @@ from tqdm.auto import tqdm
 from ._build import as_recordings, sweep_states, teacher_forcing_data
 from ._model import RMM, derivative, rmm_step
 from ._params import constrain, unconstrain
-from ._rollout import RolloutSettings, rollout_loss, rollout_windows
+from ._rollout import rollout_loss, rollout_windows
 from ._settings import ShootingSettings, TrainingSettings
 from ._validate import evaluate, selection_score
 
-# Power of the teacher-forcing sample weights by default (derivative_weights).
-DEFAULT_WEIGHTING = 1.0
 # Quantile of the local dv/dt scale that weighs 1/2 (derivative_weights).
 WEIGHT_QUANTILE = 0.5
-# Teacher forcing on the centred voltage input (errors-in-variables free, see centred_voltage).
-DEFAULT_CENTRED = True
 
 
 def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float = 0.0, huber: float = 0.0,
@@ -137,12 +133,9 @@ def fit(
     threshold: float = 0.0,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
-    weighting: float = DEFAULT_WEIGHTING,
-    centred: bool = DEFAULT_CENTRED,
-    rollout: RolloutSettings | None = RolloutSettings(),
 ) -> tuple[RMM, dict]:
-    """Train an RMM by teacher forcing, then by short closed-loop rollouts (``rollout``), then
-    (``settings.shooting``) by multiple shooting.
+    """Train an RMM by teacher forcing, then by short closed-loop rollouts (``settings.rollout``),
+    then (``settings.shooting``) by multiple shooting.
 
     Main arguments:
         model: an initialised :class:`RMM` (:func:`init_rmm`).
@@ -151,20 +144,13 @@ def fit(
             ``settings.learning_rate`` with ``settings.schedule`` (cosine decay by default).
 
     Other arguments:
-        settings: epochs, batch size, weight decay, seed, validation interval, shooting.
+        settings: :class:`TrainingSettings`: epochs, batch size, sample weighting, centred input,
+            weight decay, seed, validation interval, rollout and shooting stages.
         validation: recording(s) for model selection: every ``validate_every`` epochs (and after
             every rollout epoch) the model runs free on them and the best-scoring parameters are
             returned (see :func:`selection_score`); without validation the last ones are returned.
         threshold: spike threshold (mV) for the validation metrics.
         progress: tqdm progress bar; callback: called as ``callback(epoch, loss)`` (teacher forcing).
-        weighting: power of the teacher-forcing sample weights (:func:`derivative_weights`);
-            0 weighs every sample alike.
-        centred: teacher forcing's voltage input is the measured voltage moved towards its
-            centred three-sample mean (:func:`~neuromech.rmm._build.centred_voltage`), so that
-            its noise no longer correlates with the target's (errors in variables); False: the
-            raw voltage.
-        rollout: :class:`RolloutSettings` of the multi-step stage after teacher forcing
-            (:func:`rollout_loss`), or None to skip it.
 
     Returns:
         ``(model, history)``: the selected model, and a dict with per-epoch ``loss`` (teacher
@@ -182,7 +168,8 @@ def fit(
         >>> model, history = fit(init_rmm(train), train, validation=val)  # doctest: +SKIP
     """
     start = time.perf_counter()
-    data = teacher_forcing_data(model.bank, train, centred=centred)
+    weighting, rollout = settings.weighting, settings.rollout
+    data = teacher_forcing_data(model.bank, train, centred=settings.centred)
     if data.size < 2:
         raise ValueError("the training data hold fewer than 2 samples")
     batch = min(settings.batch_size, data.size)

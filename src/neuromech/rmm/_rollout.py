@@ -26,6 +26,7 @@ import numpy as np
 from ._build import as_recordings, sweep_states
 from ._filters import filter_step
 from ._model import RMM, derivative
+from ._settings import RolloutSettings as RolloutSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,40 +98,3 @@ def rollout_loss(model: RMM, v_meas, x0, i_app, scale, gamma=0.0, weight_decay: 
     pred = jax.vmap(lambda v, x, i, vm: rollout(model, v[0], x, i, vm[:-1], gamma))(v_meas, x0, i_app, v_meas)
     err = jnp.mean((pred - v_meas[:, 1:]) ** 2) / scale
     return err + model.penalty(weight_decay) / (v_meas.shape[0] * v_meas.shape[1])
-
-
-@dataclasses.dataclass(frozen=True)
-class RolloutSettings:
-    """The rollout stage of :func:`~neuromech.rmm.fit` after teacher forcing.
-
-    Attributes:
-        length: steps per window (m); 20–100 samples (2–10 ms at 10 kHz).
-        epochs: passes over the windows; each is followed by a free-run check on the validation
-            data, and the best model over both stages is kept.
-        batch_size: windows per step; learning_rate: Adam, cosine-decayed to 10 %.
-        gamma_start, gamma_end: generalised-teacher-forcing mix γ at the first and last epoch
-            (linear); 0 runs the windows in closed loop.
-        stride: samples between window starts (default ``length``: no overlap).
-    """
-
-    length: int = 40
-    epochs: int = 4
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    gamma_start: float = 0.0
-    gamma_end: float = 0.0
-    stride: int | None = None
-
-    def __post_init__(self):
-        if self.length < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"rollout length, epochs and batch_size must be ≥ 1, got {self.length}, "
-                             f"{self.epochs}, {self.batch_size}")
-        if not (0 <= self.gamma_start <= 1 and 0 <= self.gamma_end <= 1):
-            raise ValueError(f"rollout γ must lie in [0, 1], got {self.gamma_start} → {self.gamma_end}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"rollout learning_rate must be > 0, got {self.learning_rate}")
-
-    def gamma(self, epoch: int) -> float:
-        """γ at ``epoch`` (1-based): linear from gamma_start to gamma_end."""
-        f = 0.0 if self.epochs == 1 else (epoch - 1) / (self.epochs - 1)
-        return self.gamma_start + f * (self.gamma_end - self.gamma_start)

@@ -19,8 +19,10 @@ from ._build import skeleton
 from ._model import RMM
 from ._settings import RMMConfig, config_from_dict, config_to_dict
 
-FORMAT = "neuromech-rmm/1"
-CIRCUIT_FORMAT = "neuromech-rmm-circuit/1"
+# Format 2: monotone gates carry a log-space output gain (models of format 1 predate it: refit).
+FORMAT = "neuromech-rmm/2"
+CIRCUIT_FORMAT = "neuromech-rmm-circuit/2"
+OLD_FORMATS = ("neuromech-rmm/1", "neuromech-rmm-circuit/1")
 
 
 def save_model(directory: str | os.PathLike, model: RMM, config: RMMConfig = RMMConfig()) -> Path:
@@ -66,6 +68,8 @@ def read_meta(directory: str | os.PathLike, expected: str) -> dict:
     if found != expected:
         loaders = {FORMAT: "load_model (a single neuron)", CIRCUIT_FORMAT: "load_circuit (a circuit)"}
         hint = f"; it holds a model for {loaders[found]}" if found in loaders else ""
+        if found in OLD_FORMATS:
+            hint = "; it was saved by an older neuromech whose gates lack the output gain: refit it with neuromech fit"
         raise ValueError(f"{meta_path}: format {found!r}, expected {expected!r}{hint}")
     dtype = jnp.dtype(meta["dtype"])
     if jnp.asarray(1.0).dtype != dtype:

@@ -133,6 +133,43 @@ class ShootingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class RolloutSettings:
+    """Short closed-loop rollouts after teacher forcing (``neuromech.rmm.rollout_loss``).
+
+    Attributes:
+        length: steps per window (m); 20–100 samples (2–10 ms at 10 kHz).
+        epochs: passes over the windows; each is followed by a free-run check on the validation
+            data, and the best model over both stages is kept.
+        batch_size: windows per step; learning_rate: Adam, cosine-decayed to 10 %.
+        gamma_start, gamma_end: generalised-teacher-forcing mix γ at the first and last epoch
+            (linear); 0 runs the windows in closed loop.
+        stride: samples between window starts (default ``length``: no overlap).
+    """
+
+    length: int = 40
+    epochs: int = 4
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    gamma_start: float = 0.0
+    gamma_end: float = 0.0
+    stride: int | None = None
+
+    def __post_init__(self):
+        if self.length < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"rollout length, epochs and batch_size must be ≥ 1, got {self.length}, "
+                             f"{self.epochs}, {self.batch_size}")
+        if not (0 <= self.gamma_start <= 1 and 0 <= self.gamma_end <= 1):
+            raise ValueError(f"rollout γ must lie in [0, 1], got {self.gamma_start} → {self.gamma_end}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"rollout learning_rate must be > 0, got {self.learning_rate}")
+
+    def gamma(self, epoch: int) -> float:
+        """γ at ``epoch`` (1-based): linear from gamma_start to gamma_end."""
+        f = 0.0 if self.epochs == 1 else (epoch - 1) / (self.epochs - 1)
+        return self.gamma_start + f * (self.gamma_end - self.gamma_start)
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingSettings:
     """Teacher forcing (static regression on precomputed filter states), then optional shooting.
 
@@ -147,6 +184,13 @@ class TrainingSettings:
         seed: seeds initialisation and shuffling.
         warmup: ms of each validation/test sweep during which the filters follow the measured
             voltage before the free run starts (see ``rmm.evaluate``); 0: start at rest.
+        weighting: power of the teacher-forcing sample weights (``rmm.derivative_weights``: fast
+            voltage changes, spike samples, count less); 0 weighs every sample alike.
+        centred: teacher forcing's voltage input is the measured voltage moved towards its
+            centred three-sample mean (``rmm.centred_voltage``), so that its noise no longer
+            correlates with the derivative target's (errors in variables); False: the raw voltage.
+        rollout: settings of the rollout stage after teacher forcing, or None to skip it
+            (``rollout = false`` in TOML).
         shooting: multiple-shooting settings, or None to skip it.
     """
 
@@ -159,6 +203,9 @@ class TrainingSettings:
     validate_every: int = 10
     seed: int = 0
     warmup: float = 0.0
+    weighting: float = 1.0
+    centred: bool = True
+    rollout: RolloutSettings | None = RolloutSettings()
     shooting: ShootingSettings | None = None
 
     def __post_init__(self):
@@ -168,6 +215,8 @@ class TrainingSettings:
             raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"training.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not self.weighting >= 0:
+            raise ValueError(f"training.weighting must be ≥ 0 (0: unweighted), got {self.weighting}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +292,8 @@ def _convert(value, hint, where):
         return config_from_dict(value, hint, where + ".")
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
+        if value is False and len(inner) < len(args):
+            return None  # an optional stage switched off in TOML: `rollout = false`
         return _convert(value, inner[0], where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
