@@ -124,6 +124,28 @@ def prepare(paths, config, sweeps: str | None):
     return split(recs, d)
 
 
+def read_neuron(path, sweeps: str | None = None, dt: float = 0.0):
+    """One single-neuron recording with ``sweeps`` selected, resampled to ``dt`` (ms, 0: as recorded).
+
+    Raises:
+        ValueError: when the recording cannot be resampled exactly to ``dt``.
+    """
+    from ..recordings import read_recording
+
+    return select_at(read_recording(path), path, sweeps, dt)
+
+
+def select_at(rec, path, sweeps: str | None, dt: float):
+    """``rec`` (a recording or circuit recording) with ``sweeps`` selected, resampled to ``dt`` (ms)."""
+    if sweeps:
+        rec = rec.select(sweeps)
+    if dt and abs(rec.dt - dt) > 1e-9 * dt:
+        rec = rec.resample(dt)
+        if abs(rec.dt - dt) > 1e-6 * dt:
+            raise ValueError(f"cannot resample {path} (dt {rec.dt} ms) exactly to the model's {dt} ms")
+    return rec
+
+
 def read_circuit(path, config, sweeps: str | None = None, dt: float = 0.0):
     """One multi-channel recording for a circuit ``config``: read (channels named by the file or by
     ``[circuit] channels``), checked against the circuit, sweeps selected, resampled to ``dt`` (ms,
@@ -152,12 +174,7 @@ def read_circuit(path, config, sweeps: str | None = None, dt: float = 0.0):
             "neuron is driven by its recorded current — add it (zeros if nothing was injected) or make the "
             "channel exogenous"
         )
-    if sweeps:
-        rec = rec.select(sweeps)
-    if dt and abs(rec.dt - dt) > 1e-9 * dt:
-        rec = rec.resample(dt)
-        if abs(rec.dt - dt) > 1e-6 * dt:
-            raise ValueError(f"cannot resample {path} (dt {rec.dt} ms) exactly to {dt} ms")
+    rec = select_at(rec, path, sweeps, dt)
     if config.data.lowpass_hz:
         rec = rec.lowpass(config.data.lowpass_hz, current=False)
     return rec

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..io import atomic_path
     from ..io._atomic import check_writable
-    from ..recordings import read_recording
+    from ._fit import read_neuron
     from ..rmm import evaluate, load_model
     from ..rmm._metrics import summarise
     from ..rmm._serialise import CIRCUIT_FORMAT, saved_format
@@ -69,13 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if saved_format(args.model) == CIRCUIT_FORMAT:
         return run_circuit(args)
     model, config = load_model(args.model)
-    rec = read_recording(args.recording)
-    if args.sweeps:
-        rec = rec.select(args.sweeps)
-    if abs(rec.dt - model.dt) > 1e-9 * model.dt:
-        rec = rec.resample(model.dt)
-    if abs(rec.dt - model.dt) > 1e-6 * model.dt:
-        raise ValueError(f"cannot resample {args.recording} (dt {rec.dt} ms) exactly to the model's {model.dt} ms")
+    rec = read_neuron(args.recording, args.sweeps, model.dt)
     if config.data.lowpass_hz:
         rec = rec.lowpass(config.data.lowpass_hz, current=False)
     warmup = config.training.warmup if args.warmup is None else args.warmup

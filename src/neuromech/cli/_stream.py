@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..io import atomic_path
-    from ..recordings import read_recording
+    from ._fit import read_circuit, read_neuron
     from ..rmm import Circuit, load_circuit, load_model, online, replay
     from ..rmm._serialise import CIRCUIT_FORMAT, saved_format
 
@@ -49,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() != ".csv":
         raise ValueError(f"--out {args.out}: the estimates are a CSV table; name it *.csv")
     if saved_format(args.model) == CIRCUIT_FORMAT:
-        from ._fit import read_circuit
-
         model, config = load_circuit(args.model)
         circuit = model
         rec = read_circuit(args.recording, config, args.sweeps, model.dt)
@@ -58,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
         sweep = rec[circuit.names[0]].sweeps[0]
     else:
         model, _ = load_model(args.model)
-        rec = read_recording(args.recording)
-        if args.sweeps:
-            rec = rec.select(args.sweeps)
-        if abs(rec.dt - model.dt) > 1e-9 * model.dt:
-            rec = rec.resample(model.dt)
+        rec = read_neuron(args.recording, args.sweeps, model.dt)
         voltage, current, sweep = rec.voltage[:1], rec.current[:1], rec.sweeps[0]
     n = min(rec.n_samples, int(round(args.seconds * 1000.0 / rec.dt)))
     streamer = online(model, rls=not args.no_rls, forgetting=args.forgetting)

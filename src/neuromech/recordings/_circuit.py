@@ -198,16 +198,10 @@ def read_circuit_recording(path, *, channels: Sequence[str] = (), dt: float | No
 def _read_mat(path, channels, dt, time_unit, voltage_unit, current_unit) -> CircuitRecording:
     import re
 
-    import scipy.io
-
-    from ._load import _Units
+    from ._load import _Units, load_mat, mat_sampling
     from ._units import to_internal
 
-    try:
-        data = scipy.io.loadmat(path)
-    except NotImplementedError as err:  # v7.3 files are HDF5
-        raise ValueError(f"{path}: MATLAB v7.3 (HDF5) file; save it with -v7 or convert it to .npz") from err
-    keys = sorted(k for k in data if not k.startswith("__"))
+    data, keys = load_mat(path)
     numbers = sorted(int(m.group(1)) for k in keys if (m := re.fullmatch(r"V(\d+)", k)))
     if not numbers:
         raise ValueError(f"{path}: no voltage keys V1, V2, ...; found {keys}")
@@ -222,15 +216,7 @@ def _read_mat(path, channels, dt, time_unit, voltage_unit, current_unit) -> Circ
             f"{path} holds {len(numbers)} voltage channel(s) V1..V{len(numbers)}, but {len(names)} channel name(s) "
             f"{list(names)} were given; give one name per voltage channel, in order"
         )
-    if dt is None and "dt" in data:
-        dt = float(np.squeeze(data["dt"]))
-    elif dt is None:
-        for key in ("fs", "Fs", "rate"):
-            if key in data:
-                dt, time_unit = 1.0 / float(np.squeeze(data[key])), "s"
-                break
-    if dt is None:
-        raise ValueError(f"{path}: no dt/fs key; pass dt= (sampling period, time_unit, default ms)")
+    dt, time_unit = mat_sampling(data, path, dt, time_unit)
     units = _Units(path)
     step = float(to_internal(dt, units.use("time", time_unit, None, "ms"), "time"))
     v_unit = units.use("voltage", voltage_unit, None, "mV")

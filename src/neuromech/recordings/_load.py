@@ -266,27 +266,20 @@ def write_npz(path: str | os.PathLike, recording: Recording, *, description: str
 
 
 # ------------------------------------------------------------------------------------------- mat
-def read_mat(path, *, neuron: int = 1, dt: float | None = None, time_unit: str | None = None,
-             voltage_unit: str | None = None, current_unit: str | None = None) -> Recording:
-    """Read a MATLAB ``.mat`` file (v5–v7.2) with voltages ``V1..Vn`` and currents ``I1..Im``.
-
-    ``Vk``/``Ik`` are the voltage of neuron k and the current injected into it (the layout of the
-    RMM authors' circuit recordings); pick one with ``neuron``. A 2-D ``Vk`` holds sweeps in its
-    columns (samples × sweeps). The sampling period comes from a ``dt`` key, or ``fs``/``Fs`` (Hz),
-    or the ``dt`` argument. Units assumed ms, mV, nA with a warning unless given.
-    """
+def load_mat(path: Path) -> tuple[dict, list[str]]:
+    """The variables of a MATLAB v5–v7.2 file and their names (without MATLAB's ``__`` headers)."""
     import scipy.io
 
-    path = Path(path)
     try:
         data = scipy.io.loadmat(path)
     except NotImplementedError as err:  # v7.3 files are HDF5
         raise ValueError(f"{path}: MATLAB v7.3 (HDF5) file; save it with -v7 or convert it to .npz") from err
-    keys = sorted(k for k in data if not k.startswith("__"))
-    vk, ik = f"V{neuron}", f"I{neuron}"
-    if vk not in data or ik not in data:
-        raise ValueError(f"{path}: expected keys {vk} and {ik} (voltage and current of neuron {neuron}); found {keys}")
-    units = _Units(path)
+    return data, sorted(k for k in data if not k.startswith("__"))
+
+
+def mat_sampling(data: dict, path, dt: float | None, time_unit: str | None) -> tuple[float, str | None]:
+    """``(dt, time_unit)`` of a ``.mat`` file: the ``dt`` argument, else a ``dt`` key, else the rate
+    of an ``fs``/``Fs``/``rate`` key (Hz, so the period is in s)."""
     if dt is None and "dt" in data:
         dt = float(np.squeeze(data["dt"]))
     elif dt is None:
@@ -296,6 +289,25 @@ def read_mat(path, *, neuron: int = 1, dt: float | None = None, time_unit: str |
                 break
     if dt is None:
         raise ValueError(f"{path}: no dt/fs key; pass dt= (sampling period, time_unit, default ms)")
+    return dt, time_unit
+
+
+def read_mat(path, *, neuron: int = 1, dt: float | None = None, time_unit: str | None = None,
+             voltage_unit: str | None = None, current_unit: str | None = None) -> Recording:
+    """Read a MATLAB ``.mat`` file (v5–v7.2) with voltages ``V1..Vn`` and currents ``I1..Im``.
+
+    ``Vk``/``Ik`` are the voltage of neuron k and the current injected into it (the layout of the
+    RMM authors' circuit recordings); pick one with ``neuron``. A 2-D ``Vk`` holds sweeps in its
+    columns (samples × sweeps). The sampling period comes from a ``dt`` key, or ``fs``/``Fs`` (Hz),
+    or the ``dt`` argument. Units assumed ms, mV, nA with a warning unless given.
+    """
+    path = Path(path)
+    data, keys = load_mat(path)
+    vk, ik = f"V{neuron}", f"I{neuron}"
+    if vk not in data or ik not in data:
+        raise ValueError(f"{path}: expected keys {vk} and {ik} (voltage and current of neuron {neuron}); found {keys}")
+    units = _Units(path)
+    dt, time_unit = mat_sampling(data, path, dt, time_unit)
     t_unit = units.use("time", time_unit, None, "ms")
 
     def sweeps(x):
