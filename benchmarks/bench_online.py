@@ -7,13 +7,16 @@
 2. RLS tracking: the simulated neuron is an RMM whose K conductance steps to 0.7× at t = 5 s
    (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
 3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):
-   teacher forcing, then equal-epoch refinements by multiple shooting and by generalised teacher
-   forcing; free run on held-out data: burst period and phase error (target within 10 %),
-   correlation of the synaptic currents with the truth (target ≥ 0.9), training time.
-
-4. Teacher forcing vs multiple shooting vs GTF from one initialisation on data from a known
-   two-neuron circuit RMM: held-out free-run error, synaptic read-out, training time.
-5. A driven STG neuron (graded inhibition from a recorded, exogenous presynaptic neuron).
+   fit_circuit's defaults (weighted, centred teacher forcing, then short closed-loop rollouts,
+   selected on a 3 s free-run validation window); free run on 4 s of held-out data after a 1 s
+   warm-up: burst period and phase error per neuron (target within 10 %), correlation of the
+   synaptic currents with the truth (target ≥ 0.9), voltage RMSE, training time.
+4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
+   GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
+   of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
+   training time.
+5. A driven STG neuron (graded inhibition from a recorded, exogenous presynaptic neuron), fitted
+   and scored as the HCO (phase: in the presynaptic neuron's cycle).
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
@@ -29,10 +32,8 @@ from pathlib import Path
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from neuromech import rmm
-from neuromech.analysis import detect_spikes
 from neuromech.recordings import Recording, ou_current, synthetic_recording
 
 WARMUP = 1000.0  # ms of measured voltage before each held-out free run
@@ -136,83 +137,78 @@ def rls_tracking(out: Path):
     print(f"  figure: {out / 'rls_tracking.png'}")
 
 
-def bursts(t, v, gap=40.0):
-    sp = detect_spikes(t, v, threshold=-20.0, rearm=-40.0)
-    if sp.size < 3:
-        return np.array([])
-    return sp[np.concatenate([[True], np.diff(sp) > gap])]
-
-
-def rhythm(t, va, vb):
-    """(period ms, phase of B's onsets in A's cycle)."""
-    a, b = bursts(t, va), bursts(t, vb)
-    if a.size < 3 or b.size < 2:
-        return float("nan"), float("nan")
-    period = float(np.median(np.diff(a)))
-    ph = [((x - a[a <= x][-1]) / period) for x in b if (a <= x).any()]
-    return period, float(np.median(ph))
+def _circuit_line(label, c, h, test, threshold=-20.0):
+    """One line of free-run figures on held-out data (evaluate_circuit after a WARMUP warm-up):
+    per neuron burst period and phase error against the data, voltage RMSE; per synapse the
+    correlation of the free-run and read-out currents with the truth; fit time and load."""
+    m, preds = rmm.evaluate_circuit(c, test, threshold=threshold, warmup=WARMUP)
+    parts = [f"  {label}: fit {h['time_s']:.0f} s (teacher forcing {h.get('teacher_forcing_s', h['time_s']):.0f} s, "
+             f"selected {h.get('best_stage')} epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
+    if m["summary"]["n_diverged"]:
+        parts.append("free run diverged")
+    for name, d in m["neurons"].items():
+        r = d["rhythm"]
+        parts.append(f"{name}: period {r.get('period_model', np.nan):.1f} vs {r.get('period_data', np.nan):.1f} ms "
+                     f"({100 * r.get('period_error', np.nan):+.1f} %), phase error "
+                     f"{100 * r.get('phase_error', np.nan):.1f} % of a cycle, RMSE {d['summary']['rmse']:.1f} mV, "
+                     f"spikes {d['summary']['n_spikes_model']}/{d['summary']['n_spikes_data']} (model/data)")
+    for name, d in m["synapses"].items():
+        parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f}")
+    print("\n    ".join(parts))
+    return m, preds
 
 
 def _figure(path, t, v, test, w):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 1, figsize=(9, 4), sharex=True)
+    names = list(v.keys())
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2 * len(names)), sharex=True, squeeze=False)
     k = slice(0, int(round(2000.0 / test.dt)))
-    for ax, q, name in zip(axes, range(2), ("A", "B")):
+    for ax, name in zip(axes[:, 0], names):
         ax.plot(t[k], test[name].voltage[0, w:][k], "k", lw=0.5, label="data (held out)")
-        ax.plot(t[k], v[q][k], "C1", lw=0.7, label="circuit RMM, free run")
+        ax.plot(t[k], v[name][k], "C1", lw=0.7, label="circuit RMM, free run")
         ax.set_ylabel(f"{name} (mV)")
-    axes[0].legend(fontsize=7)
-    axes[1].set_xlabel("time (ms)")
+    axes[0, 0].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("time (ms)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"  figure: {path}")
 
 
-def hco(args):
+def _split(rec, train_s):
+    """Train, validation (3 s) and test (4 s) windows; the first WARMUP of the held-out windows
+    only warms the filters up on the measured voltages."""
+    T = train_s * 1000.0
+    return rec.window(0, T), rec.window(T, T + 3000.0), rec.window(T + 3000.0, T + 7000.0)
+
+
+def _fit_and_report(label, kind, args, seed, channels):
     t0 = time.perf_counter()
-    rec = rmm.synthetic_circuit("hco", (args.train_s + 4) * 1000.0, seed=1, drive=(0.0, args.drive_std, 20.0))
-    print(f"  generated {args.train_s + 4:g} s of HCO data in {time.perf_counter() - t0:.0f} s")
-    train, test = rec.window(0, args.train_s * 1000.0), rec.window(args.train_s * 1000.0, (args.train_s + 4) * 1000.0)
-    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
-                                       capacitance=1.0 if args.known_c else 0.0)
-    settings = rmm.CircuitSettings(("A", "B"), model=model_settings,
+    rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0))
+    print(f"  generated {args.train_s + 7:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
+          f"(drive std {args.drive_std} nA)")
+    train, val, test = _split(rec, args.train_s)
+    model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
+                              capacitance=1.0 if args.known_c else 0.0)
+    c0 = rmm.init_circuit(train, channels(model))
+    settings = rmm.CircuitTrainingSettings(epochs=args.epochs)
+    c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
+                           progress=False)
+    _, preds = _circuit_line(label, c, h, test)
+    w = int(round(WARMUP / test.dt))
+    _figure(args.out / f"{kind}_free_run.png", test.time[w:], {n: preds[0][0][0, q, w:] for q, n in enumerate(c.names)},
+            test, w)
+
+
+def hco(args):
+    """Two STG neurons with reciprocal graded inhibition, each driven by its own noisy current:
+    fit_circuit's defaults (weighted, centred teacher forcing, then rollouts; selected on a 3 s
+    free-run validation window), scored on a held-out 4 s free run."""
+    def channels(model):
+        return rmm.CircuitSettings(("A", "B"), model=model,
                                    synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
-    c0 = rmm.init_circuit(train, settings)
-    w = int(round(WARMUP / test.dt))  # free runs start after a causal warm-up on measured voltages
-    t = test.time[w:]
-    truth_period, truth_phase = rhythm(t, test["A"].truth["voltage_clean"][0, w:], test["B"].truth["voltage_clean"][0, w:])
-    print(f"  truth (held out): burst period {truth_period:.1f} ms, B phase {truth_phase:.3f}")
-    steps = args.epochs * (train.n_samples // 2048)
-    tf_settings = rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=2048)
-    c_tf, h = rmm.fit_circuit(c0, train, optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05)),
-                              settings=tf_settings, progress=False)
-    results = {"teacher forcing": (c_tf, h["time_s"])}
-    for method, window in (("shooting", 20), ("gtf", 200)):
-        s = rmm.CircuitTrainingSettings(method=method, epochs=args.refine, batch_size=64 if method == "shooting" else 16,
-                                        window=window, learning_rate=args.refine_lr, gamma_start=0.5, gamma_end=0.1)
-        c, h2 = rmm.fit_circuit(c_tf, train.window(0, args.refine_s * 1000.0), settings=s, progress=False)
-        results[f"TF + {method}"] = (c, h["time_s"] + h2["time_s"])
-    for name, (c, secs) in results.items():
-        line = f"  {name}: training {secs:.0f} s; "
-        try:
-            start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
-            v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], None, start=start)
-            period, phase = rhythm(t, v[0], v[1])
-            if name == "teacher forcing":
-                _figure(args.out / "hco_free_run.png", t, v, test, w)
-            line += (f"free run: period {period:.1f} ms ({100 * (period / truth_period - 1):+.1f} %), phase {phase:.3f} "
-                     f"(error {100 * abs(phase - truth_phase):.1f} % of a cycle); ")
-            r_free = [np.corrcoef(isyn[k], test[s.name.split('->')[1]].truth[s.name][0, w:])[0, 1]
-                      for k, s in enumerate(c.synapses)]
-            line += f"free-run synaptic corr {np.round(r_free, 3).tolist()}; "
-        except rmm.DivergenceError as err:
-            line += f"free run diverged at {err.time:.0f} ms; "
-        ro = rmm.circuit_readout(c, test)
-        r_tf = [np.corrcoef(ro[s.name][0], test[s.name.split('->')[1]].truth[s.name][0])[0, 1] for s in c.synapses]
-        line += f"read-out synaptic corr {np.round(r_tf, 3).tolist()}"
-        print(line)
+    _fit_and_report("HCO (defaults)", "hco", args, 1, channels)
 
 
 def methods(args):
@@ -240,57 +236,40 @@ def methods(args):
         "voltage_clean": v[q], teacher.synapses[1 - q].name: i_syn[1 - q]}) for q, k in enumerate(("A", "B"))})
     train, test = rec.window(0, 4000.0), rec.window(4000.0, 6000.0)
     init = rmm.init_circuit(train, settings, seed=0)
+    plain = dict(weighting=0.0, centred=False, rollout=None)
     runs = {
-        "teacher forcing": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024, learning_rate=1e-2),
+        "plain teacher forcing": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024, **plain),
+        "teacher forcing (defaults)": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024),
         "multiple shooting": rmm.CircuitTrainingSettings(method="shooting", epochs=args.epochs, batch_size=64,
-                                                         window=20, learning_rate=1e-2),
+                                                         window=20),
         "GTF (γ 1 → 0.1)": rmm.CircuitTrainingSettings(method="gtf", epochs=args.epochs, batch_size=16, window=100,
-                                                      learning_rate=1e-2, gamma_start=1.0, gamma_end=0.1),
+                                                      gamma_start=1.0, gamma_end=0.1),
     }
     clean = np.stack([test[k].truth["voltage_clean"][0] for k in ("A", "B")])
+    print(f"  {'method':<28s} {'epochs':>6s} {'train s':>8s}  {'free-run RMSE A, B (mV)':>24s}  "
+          f"{'syn corr free run':>18s}  {'syn corr read-out':>18s}   (voltage std {np.round(clean.std(axis=1), 1).tolist()} mV)")
     for name, st in runs.items():
         c, h = rmm.fit_circuit(init, train, settings=st, progress=False)
-        line = f"  {name}: {args.epochs} epochs, {h['time_s']:.1f} s; "
+        truth = [test[s.name.split("->")[1]].truth[s.name][0] for s in c.synapses]
         try:
             vf, isf = rmm.simulate_circuit(c, test.currents(c.names)[0], clean[:, 0])
-            rmse = np.sqrt(np.mean((vf - clean) ** 2, axis=1))
-            line += f"held-out free-run RMSE {np.round(rmse, 2).tolist()} mV (voltage std {np.round(clean.std(axis=1), 1).tolist()}); "
+            rmse = ", ".join(f"{x:.2f}" for x in np.sqrt(np.mean((vf - clean) ** 2, axis=1)))
+            r_free = ", ".join(f"{np.corrcoef(isf[k], tr)[0, 1]:.3f}" for k, tr in enumerate(truth))
         except rmm.DivergenceError as err:
-            line += f"free run diverged at {err.time:.0f} ms; "
+            rmse, r_free = f"diverged at {err.time:.0f} ms", "-"
         ro = rmm.circuit_readout(c, test)
-        r = [np.corrcoef(ro[s.name][0], test[s.name.split('->')[1]].truth[s.name][0])[0, 1] for s in c.synapses]
-        line += f"synaptic read-out corr {np.round(r, 3).tolist()}"
-        print(line)
+        r_ro = ", ".join(f"{np.corrcoef(ro[s.name][0], tr)[0, 1]:.3f}" for s, tr in zip(c.synapses, truth))
+        print(f"  {name:<28s} {args.epochs:>6d} {h['time_s']:>8.1f}  {rmse:>24s}  {r_free:>18s}  {r_ro:>18s}"
+              f"   (load {os.getloadavg()[0]:.1f})")
 
 
 def driven(args):
-    """A CBM STG neuron inhibited by a recorded presynaptic STG neuron (exogenous channel)."""
-    rec = rmm.synthetic_circuit("driven", (args.train_s + 4) * 1000.0, seed=2, drive=(0.0, args.drive_std, 20.0))
-    train, test = rec.window(0, args.train_s * 1000.0), rec.window(args.train_s * 1000.0, (args.train_s + 4) * 1000.0)
-    settings = rmm.CircuitSettings(("post",), exogenous=("pre",), synapses=(rmm.SynapseSettings("pre", "post"),),
-                                   model=rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
-                                                           capacitance=1.0 if args.known_c else 0.0))
-    c0 = rmm.init_circuit(train, settings)
-    steps = args.epochs * (train.n_samples // 2048)
-    c, h = rmm.fit_circuit(c0, train, optax.adam(optax.cosine_decay_schedule(1e-2, steps, 0.05)),
-                           settings=rmm.CircuitTrainingSettings(epochs=args.epochs), progress=False)
-    ro = rmm.circuit_readout(c, test)["syn pre->post"][0]
-    true = test["post"].truth["syn pre->post"][0]
-    w = int(round(WARMUP / test.dt))
-    line = f"  teacher forcing {args.epochs} epochs, {h['time_s']:.0f} s; synaptic read-out corr {np.corrcoef(ro, true)[0, 1]:.3f}; "
-    try:
-        start = rmm.circuit_warm_start(c, test.voltages(c.channels)[0], w)
-        v, isyn = rmm.simulate_circuit(c, test.currents(c.names)[0][:, w:], None, start=start,
-                                       v_exo=test.voltages(("pre",))[0][:, w:])
-        t = test.time[w:]
-        clean = test["post"].truth["voltage_clean"][0, w:]
-        n_d = detect_spikes(t, clean, threshold=-20.0, rearm=-40.0).size
-        n_m = detect_spikes(t, v[0], threshold=-20.0, rearm=-40.0).size
-        line += (f"free run: spikes data/model {n_d}/{n_m}, free-run synaptic corr "
-                 f"{np.corrcoef(isyn[0], true[w:])[0, 1]:.3f}")
-    except rmm.DivergenceError as err:
-        line += f"free run diverged at {err.time:.0f} ms"
-    print(line)
+    """An STG neuron inhibited by a recorded presynaptic STG neuron (the exogenous channel): fit
+    and scoring as for the HCO; the phase is the neuron's burst phase in the presynaptic cycle."""
+    def channels(model):
+        return rmm.CircuitSettings(("post",), exogenous=("pre",), model=model,
+                                   synapses=(rmm.SynapseSettings("pre", "post"),))
+    _fit_and_report("driven neuron (defaults)", "driven", args, 2, channels)
 
 
 def main():
@@ -299,10 +278,7 @@ def main():
     p.add_argument("--out", type=Path, default=Path("out/bench_online"))
     p.add_argument("--train-s", type=float, default=8.0)
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--refine", type=int, default=3, help="epochs of shooting / GTF after teacher forcing (HCO)")
-    p.add_argument("--refine-s", type=float, default=2.0, help="seconds of training data for the refinement")
-    p.add_argument("--refine-lr", type=float, default=3e-4)
-    p.add_argument("--drive-std", type=float, default=0.1, help="HCO injected noise std (µA/cm²)")
+    p.add_argument("--drive-std", type=float, default=0.1, help="HCO/driven injected noise std (µA/cm² = nA)")
     p.add_argument("--n-filters", type=int, default=24)
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")

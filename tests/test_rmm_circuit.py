@@ -68,7 +68,7 @@ def test_circuit_recovers_a_circuit(driven):
 
     # Teacher forcing reaches the floor the true model has on held-out data (noise floor).
     from neuromech.rmm._circuit_fit import _teacher_forcing_arrays
-    arrays = _teacher_forcing_arrays(model, test, teacher.neurons[0].bank.A.dtype)
+    arrays = _teacher_forcing_arrays(model, test, teacher.neurons[0].bank.A.dtype)[:5]  # unweighted, raw v
     scale = jnp.var(arrays[-1], axis=0)
     floor = float(rmm.circuit_teacher_forcing_loss(teacher, *arrays, scale))
     learned = float(rmm.circuit_teacher_forcing_loss(model, *arrays, scale))
@@ -195,3 +195,82 @@ def test_warm_start_is_causal_filtering(driven):
     np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x), atol=1e-3)
     np.testing.assert_allclose(np.asarray(ss[0]), np.asarray(s), atol=1e-3)
     assert float(v_end[0]) == pytest.approx(v[0, 50], abs=1e-4)
+
+
+# --------------------------------------------------------------- training stages and rhythm
+def test_teacher_forcing_rows_weights_and_centred_input(driven):
+    """The weighted, centred teacher-forcing rows: weights of mean 1 per neuron that are smaller
+    where dv/dt moves fast; the modelled neuron's voltage input centred, the exogenous one raw."""
+    from neuromech.rmm._circuit_fit import _teacher_forcing_arrays
+
+    teacher, train, _ = driven
+    dtype = teacher.neurons[0].bank.A.dtype
+    v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(teacher, train, dtype, centred=True, weighting=1.0)
+    raw = train.voltages(teacher.channels)[0]
+    w, dvdt = np.asarray(w), np.asarray(dvdt)
+    assert w.shape == dvdt.shape == (raw.shape[1] - 1, 1)
+    assert w.mean(axis=0) == pytest.approx(1.0, rel=1e-5)  # float32 mean of 40 000 rows
+    fast = np.abs(dvdt[:, 0]) > np.quantile(np.abs(dvdt[:, 0]), 0.9)
+    assert w[fast, 0].mean() < w[~fast, 0].mean()
+    # float32 rows: rounding of ~60 mV values is ~4e-6 mV; the centring moves samples by ~0.01 mV.
+    np.testing.assert_allclose(np.asarray(v)[:, 0], rmm.centred_voltage(raw[0])[:-1], atol=1e-5)
+    assert np.abs(np.asarray(v)[:, 0] - raw[0, :-1]).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(v)[:, 1], raw[1, :-1], atol=1e-5)
+    _, _, _, _, _, ones = _teacher_forcing_arrays(teacher, train, dtype, weighting=0.0)
+    assert np.all(np.asarray(ones) == 1.0)
+
+
+def test_fit_returns_the_circuit_that_validates_best(driven):
+    """With validation, fit_circuit returns the parameters of the best free-run check, over
+    teacher forcing and the rollout stage: re-evaluating it reproduces the best recorded score."""
+    from neuromech.rmm._circuit_validate import circuit_selection_score
+
+    _, train, test = driven
+    short = train.window(0, 2000)
+    settings = rmm.CircuitTrainingSettings(epochs=4, batch_size=1024, validate_every=2,
+                                           rollout=rmm.RolloutSettings(epochs=2))
+    model, history = rmm.fit_circuit(rmm.init_circuit(short, SETTINGS), short, settings=settings, validation=test,
+                                     progress=False)
+    stages = [(r["stage"], r["epoch"]) for r in history["validation"]]
+    assert stages == [("teacher forcing", 2), ("teacher forcing", 4), ("rollout", 1), ("rollout", 2)]
+    scores = [r["score"] for r in history["validation"]]
+    best = history["validation"][int(np.argmax(scores))]
+    assert (history["best_stage"], history["best_epoch"]) == (best["stage"], best["epoch"])
+    metrics, _ = rmm.evaluate_circuit(model, test, readout=False)
+    # The same circuit on the same data: equal up to float32 rounding in the free run.
+    assert circuit_selection_score(metrics["summary"]) == pytest.approx(max(scores), abs=1e-4)
+
+
+def _bursts(period, phase, duration, n_spikes=5, isi=8.0):
+    """Voltage of a cell firing bursts of n_spikes (1-sample spikes to +20 mV from −60 mV) every
+    ``period`` ms from 50 ms + ``phase × period`` on, sampled at 0.1 ms."""
+    t = np.arange(int(duration / 0.1)) * 0.1
+    v = np.full(t.size, -60.0)
+    for start in np.arange(50.0 + phase * period, duration - n_spikes * isi, period):
+        v[np.round((start + isi * np.arange(n_spikes)) / 0.1).astype(int)] = 20.0
+    return t, v
+
+
+def test_burst_rhythm_recovers_known_periods_and_phases():
+    """Bursts built with known periods and phases: burst_rhythm returns them, and the phase error
+    is circular (0.95 against 0.05 of a cycle is 0.1 apart, not 0.9)."""
+    from neuromech.rmm._circuit_validate import burst_rhythm
+
+    t, a = _bursts(200.0, 0.0, 4000.0)
+    _, b = _bursts(200.0, 0.5, 4000.0)
+    _, a_model = _bursts(220.0, 0.0, 4000.0)
+    _, b_model = _bursts(220.0, 0.05, 4000.0)
+    _, b_late = _bursts(200.0, 0.95, 4000.0)
+    rows = burst_rhythm(t, np.stack([a, b]), np.stack([a_model, b_model]))
+    # Onsets fall on the 0.1 ms grid: periods exact to a sample, phases to a sample over a cycle.
+    assert rows[0]["period_data"] == pytest.approx(200.0, abs=0.1)
+    assert rows[0]["period_error"] == pytest.approx(0.1, abs=1e-3)
+    assert np.isnan(rows[0]["phase_data"])  # the reference channel
+    assert rows[1]["phase_data"] == pytest.approx(0.5, abs=1e-3)
+    assert rows[1]["phase_model"] == pytest.approx(0.05, abs=1e-3)
+    assert rows[1]["phase_error"] == pytest.approx(0.45, abs=1e-3)
+    late = burst_rhythm(t, np.stack([a, b_late]), np.stack([a, _bursts(200.0, 0.05, 4000.0)[1]]))
+    assert late[1]["phase_error"] == pytest.approx(0.1, abs=1e-3)
+    # A tonic train (constant ISI) has no bursts: NaN, not a period.
+    flat = burst_rhythm(t, np.stack([_bursts(8.0, 0.0, 4000.0, n_spikes=1)[1]]), np.stack([a]))
+    assert np.isnan(flat[0]["period_data"]) and np.isnan(flat[0]["period_error"])

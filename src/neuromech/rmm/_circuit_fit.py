@@ -2,7 +2,12 @@
 
 - Teacher forcing: every filter bank is driven by the *measured* voltages; each neuron's dv/dt is a
   static regression target (the single-neuron scheme of :func:`~neuromech.rmm.fit`, summed over
-  neurons, each normalised by its target's variance).
+  neurons, each normalised by its target's variance). As in the single-neuron fit, by default the
+  samples are weighted against fast voltage changes (:func:`~neuromech.rmm.derivative_weights`,
+  per neuron), the modelled voltages enter as :func:`~neuromech.rmm.centred_voltage`, and short
+  closed-loop rollouts from teacher-forced states follow (4 epochs of 4 ms windows); with
+  validation data the best free run over both stages is kept (:func:`circuit_selection_score`:
+  voltage, spikes and, for bursting circuits, burst period and phase).
 - Multiple shooting: short shots (10–40 samples) run in closed loop from trainable start states,
   with a continuity penalty between consecutive shots (as :func:`~neuromech.rmm.fit_shooting`).
 - Generalised teacher forcing (GTF): windows run with ``v̂ = γ v_meas + (1 − γ) v_model`` feeding
@@ -18,17 +23,18 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from ._circuit import Circuit, circuit_derivative, run_circuit
 from ._circuit_build import check_channels
+from ._build import centred_voltage, sweep_states
 from ._filters import filter_signal
+from ._fit import _run_epochs, derivative_weights
 from ._params import constrain, unconstrain
+from ._settings import RolloutSettings
 
 METHODS = ("teacher forcing", "shooting", "gtf")
 
@@ -41,31 +47,50 @@ class CircuitTrainingSettings:
         method: ``"teacher forcing"``, ``"shooting"`` or ``"gtf"``.
         epochs, batch_size (samples for teacher forcing, windows otherwise), learning_rate (Adam),
         weight_decay, seed.
+        schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate, for
+            the default optimiser.
         window: samples per window (GTF) or shot (shooting: 10–40).
         gamma_start, gamma_end: GTF mixing γ at the first and last epoch (linear schedule).
         continuity: shooting's penalty on the mismatch between consecutive shots.
+        weighting: teacher forcing: power of the per-neuron sample weights
+            (:func:`~neuromech.rmm.derivative_weights`); 0 weighs every sample alike.
+        centred: teacher forcing: the modelled neurons' voltage input is
+            :func:`~neuromech.rmm.centred_voltage` (noise uncorrelated with the target's).
+        rollout: teacher forcing: short closed-loop windows from teacher-forced states after it
+            (:class:`~neuromech.rmm.RolloutSettings`), or None (``rollout = false`` in TOML).
+        validate_every: teacher-forcing epochs between free-run checks on the validation data
+            (every rollout epoch is checked); only with ``validation`` given to :func:`fit_circuit`.
     """
 
     method: str = "teacher forcing"
     epochs: int = 30
     batch_size: int = 2048
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     weight_decay: float = 1e-5
     seed: int = 0
+    schedule: str = "cosine"
     window: int = 200
     gamma_start: float = 0.5
     gamma_end: float = 0.1
     continuity: float = 1.0
+    weighting: float = 1.0
+    centred: bool = True
+    rollout: RolloutSettings | None = RolloutSettings()
+    validate_every: int = 10
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.window < 2:
-            raise ValueError("epochs and batch_size must be ≥ 1 and window ≥ 2 samples")
+        if self.epochs < 1 or self.batch_size < 1 or self.window < 2 or self.validate_every < 1:
+            raise ValueError("epochs, batch_size and validate_every must be ≥ 1 and window ≥ 2 samples")
         if self.method == "shooting" and not 10 <= self.window <= 40:
             raise ValueError(f"shooting shots must be 10–40 samples (window), got {self.window}")
         if not (0 <= self.gamma_end <= 1 and 0 <= self.gamma_start <= 1):
             raise ValueError(f"γ must lie in [0, 1], got {self.gamma_start} → {self.gamma_end}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not self.weighting >= 0:
+            raise ValueError(f"weighting must be ≥ 0 (0: unweighted), got {self.weighting}")
 
     def gamma(self, epoch: int) -> float:
         """γ at ``epoch`` (1-based): linear from gamma_start to gamma_end."""
@@ -73,9 +98,17 @@ class CircuitTrainingSettings:
         return self.gamma_start + f * (self.gamma_end - self.gamma_start)
 
 
-def _sweeps(circuit: Circuit, data):
-    """Per sweep: measured voltages (T, C), currents (T, n), intrinsic and synaptic filter states."""
+def _sweeps(circuit: Circuit, data, training: bool = False):
+    """Per sweep: measured voltages (T, C), currents (T, n), intrinsic and synaptic filter states.
+
+    Banks start at rest at each sweep's first voltage (causal, as a prediction does), or with
+    ``training`` as the single-neuron fit starts them (:func:`~neuromech.rmm.sweep_states`: at the
+    mean of the first τ_max of a long continuous record, so that the slow states' start transient
+    does not set their gates' input ranges).
+    """
     from ..recordings._circuit import CircuitRecording
+
+    states = sweep_states if training else filter_signal
 
     recs = [data] if isinstance(data, CircuitRecording) else list(data)
     check_channels(circuit, recs)
@@ -85,45 +118,69 @@ def _sweeps(circuit: Circuit, data):
         V, I = rec.voltages(circuit.channels), rec.currents(circuit.names)
         for s in range(rec.n_sweeps):
             v = V[s]
-            xs = [filter_signal(m.bank, v[i]) for i, m in enumerate(circuit.neurons)]
-            ss = [filter_signal(syn.bank, v[syn.pre]) for syn in circuit.synapses]
+            xs = [states(m.bank, v[i]) for i, m in enumerate(circuit.neurons)]
+            ss = [states(syn.bank, v[syn.pre]) for syn in circuit.synapses]
             yield v.T, I[s].T, xs, ss
 
 
-def circuit_teacher_forcing_loss(circuit: Circuit, v_all, xs, ss, i_app, dvdt, scale, weight_decay=0.0):
+def circuit_teacher_forcing_loss(circuit: Circuit, v_all, xs, ss, i_app, dvdt, scale, weight_decay=0.0,
+                                 weights=None):
     """Σ over neurons of the mean squared dv/dt error over its target variance ``scale`` (n,),
-    plus priors and the weight penalty, for a batch (rows of every array)."""
+    plus priors and the weight penalty, for a batch (rows of every array). ``weights`` (B, n)
+    weigh each sample's error per neuron (:func:`~neuromech.rmm.derivative_weights`)."""
     pred = jax.vmap(lambda a, b, c, d: circuit_derivative(circuit, a, b, c, d))(v_all, xs, ss, i_app)
-    return jnp.sum(jnp.mean((pred - dvdt) ** 2, axis=0) / scale) + circuit.penalty(weight_decay) / v_all.shape[0]
+    err = (pred - dvdt) ** 2
+    if weights is not None:
+        err = weights * err
+    return jnp.sum(jnp.mean(err, axis=0) / scale) + circuit.penalty(weight_decay) / v_all.shape[0]
 
 
-def _teacher_forcing_arrays(circuit, data, dtype):
-    parts = list(_sweeps(circuit, data))
-    cat = lambda get: jnp.asarray(np.concatenate([get(p) for p in parts]), dtype)  # noqa: E731
-    v = cat(lambda p: p[0][:-1])
-    i = cat(lambda p: p[1][:-1])
-    dvdt = cat(lambda p: np.diff(p[0][:, : len(circuit.names)], axis=0) / circuit.dt)
-    xs = tuple(cat(lambda p, k=k: p[2][k][:-1]) for k in range(len(circuit.neurons)))
-    ss = tuple(cat(lambda p, k=k: p[3][k][:-1]) for k in range(len(circuit.synapses)))
-    return v, xs, ss, i, dvdt
+def _teacher_forcing_arrays(circuit, data, dtype, *, centred: bool = False, weighting: float = 0.0):
+    """Teacher-forcing rows of every sweep: ``(v_all, xs, ss, i, dvdt, weights)``.
 
-
-def _windows(circuit, data, length, dtype):
-    """Windows of ``length`` steps: v_meas (W, L+1, n), v_exo (W, L, e), i (W, L, n), start states,
-    and the index of the next window of the same sweep (−1 at a sweep's end)."""
+    ``v_all`` (N, C) holds the measured voltages, the modelled neurons' moved to
+    :func:`~neuromech.rmm.centred_voltage` with ``centred`` (their noise then no longer correlates
+    with the dv/dt target's; the exogenous voltages act only through their filter states, which
+    hold past samples only). ``weights`` (N, n): per neuron, :func:`derivative_weights` of its
+    dv/dt with power ``weighting`` (all ones for 0): spikes hold nearly all of dv/dt's variance,
+    and unweighted they leave the slow subthreshold dynamics (where the graded synaptic currents
+    act) to chance.
+    """
     n = len(circuit.names)
+    parts = []
+    for v, i, xs, ss in _sweeps(circuit, data, training=True):
+        dvdt = np.diff(v[:, :n], axis=0) / circuit.dt
+        v_in = v.copy()
+        if centred:
+            for q in range(n):
+                v_in[:, q] = centred_voltage(v[:, q])
+        w = (np.column_stack([derivative_weights(dvdt[:, q], circuit.dt, power=weighting) for q in range(n)])
+             if weighting else np.ones_like(dvdt))
+        parts.append((v_in[:-1], i[:-1], dvdt, [x[:-1] for x in xs], [x[:-1] for x in ss], w))
+    cat = lambda get: jnp.asarray(np.concatenate([get(p) for p in parts]), dtype)  # noqa: E731
+    xs = tuple(cat(lambda p, k=k: p[3][k]) for k in range(len(circuit.neurons)))
+    ss = tuple(cat(lambda p, k=k: p[4][k]) for k in range(len(circuit.synapses)))
+    w = np.concatenate([p[5] for p in parts])
+    return cat(lambda p: p[0]), xs, ss, cat(lambda p: p[1]), cat(lambda p: p[2]), jnp.asarray(w / w.mean(axis=0), dtype)
+
+
+def _windows(circuit, data, length, dtype, stride=None):
+    """Windows of ``length`` steps every ``stride`` samples (default ``length``): v_meas (W, L+1, n),
+    v_exo (W, L, e), i (W, L, n), teacher-forced start states, and the index of the next window
+    of the same sweep (−1 at a sweep's end; meaningful for non-overlapping windows)."""
+    n = len(circuit.names)
+    stride = length if stride is None else stride
     out = {"vm": [], "ve": [], "i": [], "xs": [], "ss": [], "next": []}
-    for v, i, xs, ss in _sweeps(circuit, data):
-        count = (v.shape[0] - 1) // length
+    for v, i, xs, ss in _sweeps(circuit, data, training=True):
+        starts = range(0, v.shape[0] - length, stride)
         base = len(out["vm"])
-        for w in range(count):
-            a = w * length
+        for w, a in enumerate(starts):
             out["vm"].append(v[a:a + length + 1, :n])
             out["ve"].append(v[a:a + length, n:])
             out["i"].append(i[a:a + length])
             out["xs"].append([x[a] for x in xs])
             out["ss"].append([x[a] for x in ss])
-            out["next"].append(base + w + 1 if w + 1 < count else -1)
+            out["next"].append(base + w + 1 if w + 1 < len(starts) else -1)
     if not out["vm"]:
         raise ValueError(f"the recordings are shorter than one window of {length} samples")
     arr = lambda x: jnp.asarray(np.stack(x), dtype)  # noqa: E731
@@ -145,20 +202,30 @@ def window_loss(circuit: Circuit, v0, xs0, ss0, v_meas, v_exo, i_app, gamma, sca
 
 
 def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation | None = None, *,
-                settings: CircuitTrainingSettings = CircuitTrainingSettings(), progress: bool = True):
+                settings: CircuitTrainingSettings = CircuitTrainingSettings(), validation=None,
+                threshold: float = 0.0, warmup: float = 0.0, progress: bool = True):
     """Train a circuit RMM on one or several :class:`CircuitRecording` s.
 
     Main arguments:
         circuit: an initialised :class:`Circuit` (:func:`init_circuit`, or a trained one to refine).
         train: a CircuitRecording or a list of them (same dt).
-        optimizer: any optax transformation; default Adam at ``settings.learning_rate``.
+        optimizer: any optax transformation; default Adam at ``settings.learning_rate`` (with
+            ``settings.schedule``).
 
     Other arguments:
-        settings: :class:`CircuitTrainingSettings` (method, epochs, batch, window, γ schedule).
+        settings: :class:`CircuitTrainingSettings` (method, epochs, batch, window, γ schedule,
+            teacher forcing's weighting, centred input and rollout stage).
+        validation: recording(s) for model selection: every ``validate_every`` teacher-forcing
+            epochs and after every rollout or GTF/shooting epoch the circuit runs free on them
+            (:func:`~neuromech.rmm.evaluate_circuit`) and the best-scoring parameters are returned
+            (:func:`circuit_selection_score`); without validation the last ones are.
+        threshold: spike threshold (mV) and warmup (ms) of the validation runs.
         progress: tqdm bar.
 
     Returns:
-        ``(circuit, history)`` with per-epoch ``loss``, ``gamma`` (GTF), ``method`` and ``time_s``.
+        ``(circuit, history)`` with per-epoch ``loss``, ``gamma`` (GTF), ``rollout_loss``,
+        ``validation`` records, ``best_epoch``, ``best_stage``, ``method``, ``time_s`` and
+        ``teacher_forcing_s``.
 
     Raises:
         ValueError: for data missing a channel, a different dt, or too short for one window.
@@ -167,86 +234,113 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
     Example:
         >>> circuit, hist = fit_circuit(init_circuit(rec, settings), rec)   # doctest: +SKIP
     """
+    from ._circuit_validate import circuit_selection_score, evaluate_circuit
+
     start = time.perf_counter()
     s = settings
-    optimizer = optimizer or optax.adam(s.learning_rate)
     dtype = circuit.neurons[0].bank.A.dtype
     spec = circuit.spec()
     params = unconstrain(circuit, spec)
-    history = {"loss": [], "gamma": [], "method": s.method}
+    history = {"loss": [], "gamma": [], "method": s.method, "validation": [], "best_epoch": None,
+               "best_stage": None}
     key = jax.random.PRNGKey(s.seed)
+    n_syn, n_cells = len(circuit.synapses), len(circuit.neurons)
+    best = [None]
+    get = (lambda p: p[0]) if s.method == "shooting" else (lambda p: p)  # noqa: E731
+
+    def check(stage):
+        def after(epoch, loss, p):
+            if stage == s.method:
+                history["gamma"].append(s.gamma(epoch) if s.method == "gtf" else 0.0)
+            if validation is None or (stage == "teacher forcing" and epoch % s.validate_every
+                                      and epoch != s.epochs):
+                return
+            metrics, _ = evaluate_circuit(constrain(get(p), circuit, spec), validation, threshold=threshold,
+                                          warmup=warmup, readout=False)
+            score = circuit_selection_score(metrics["summary"])
+            history["validation"].append({"epoch": epoch, "stage": stage, "score": score, **metrics["summary"]})
+            if best[0] is None or score > best[0][0]:
+                best[0] = (score, get(p), epoch, stage)
+        return after
+
+    def adam(rate, steps, floor):
+        return optax.adam(optax.cosine_decay_schedule(rate, steps, floor) if s.schedule == "cosine" else rate)
+
+    def split_states(rest):
+        return tuple(rest[:n_cells]), tuple(rest[n_cells:n_cells + n_syn])
 
     if s.method == "teacher forcing":
-        v, xs, ss, i, dvdt = _teacher_forcing_arrays(circuit, train, dtype)
-        scale = jnp.maximum(jnp.var(dvdt, axis=0), 1e-12)
-        n = v.shape[0]
-        batch = min(s.batch_size, n)
-        n_batches = n // batch
+        v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(circuit, train, dtype, centred=s.centred,
+                                                        weighting=s.weighting)
+        scale = jnp.maximum(jnp.sum(w * (dvdt - jnp.sum(w * dvdt, 0) / jnp.sum(w, 0)) ** 2, 0) / jnp.sum(w, 0),
+                            1e-12)
+        arrays = (v, i, dvdt, w, *xs, *ss)
+        batch = min(s.batch_size, v.shape[0])
+        optimizer = optimizer or adam(s.learning_rate, s.epochs * max(v.shape[0] // batch, 1), 0.05)
 
-        def loss_rows(p, rows):
-            c = constrain(p, circuit, spec)
-            sub = lambda t: tuple(a[rows] for a in t)  # noqa: E731
-            return circuit_teacher_forcing_loss(c, v[rows], sub(xs), sub(ss), i[rows], dvdt[rows], scale,
-                                                s.weight_decay)
+        def loss_rows(p, rows, _):
+            vr, ir, dr, wr, *rest = rows
+            xr, sr = split_states(rest)
+            return circuit_teacher_forcing_loss(constrain(p, circuit, spec), vr, xr, sr, ir, dr, scale,
+                                                s.weight_decay, wr if s.weighting else None)
         trainable = params
     else:
         vm, ve, ia, xs0, ss0, nxt = _windows(circuit, train, s.window, dtype)
         scale = jnp.maximum(jnp.var(vm.reshape(-1, vm.shape[-1]), axis=0), 1e-12)
         n = vm.shape[0]
         batch = min(s.batch_size, n)
-        n_batches = max(n // batch, 1)
+        optimizer = optimizer or adam(s.learning_rate, s.epochs * max(n // batch, 1), 0.05)
         shooting = s.method == "shooting"
         x_scale = tuple(jnp.std(x, axis=0) + 1e-6 for x in xs0 + ss0)
+        arrays = (jnp.arange(n), vm, ve, ia, *xs0, *ss0)
         # Shooting trains every shot's start; GTF starts each window from the teacher-forced states.
         trainable = (params, vm[:, 0], xs0, ss0) if shooting else params
 
         def loss_rows(p, rows, gamma):
+            idx, vr, er, ir, *rest = rows
+            xr, sr = split_states(rest)
             if not shooting:
                 c = constrain(p, circuit, spec)
-                err, _ = window_loss(c, vm[rows, 0], tuple(x[rows] for x in xs0), tuple(x[rows] for x in ss0),
-                                     vm[rows], ve[rows], ia[rows], gamma, scale)
+                err, _ = window_loss(c, vr[:, 0], xr, sr, vr, er, ir, gamma, scale)
                 return err + c.penalty(s.weight_decay) / batch
             c = constrain(p[0], circuit, spec)
-            err, (v_end, xs_end, ss_end) = window_loss(c, p[1][rows], tuple(x[rows] for x in p[2]),
-                                                       tuple(x[rows] for x in p[3]), vm[rows], ve[rows], ia[rows],
-                                                       0.0, scale)
-            nx = jnp.maximum(nxt[rows], 0)
-            has = nxt[rows] >= 0
+            err, (v_end, xs_end, ss_end) = window_loss(c, p[1][idx], tuple(x[idx] for x in p[2]),
+                                                       tuple(x[idx] for x in p[3]), vr, er, ir, 0.0, scale)
+            nx = jnp.maximum(nxt[idx], 0)
+            has = nxt[idx] >= 0
             sg = jax.lax.stop_gradient
             gap = jnp.sum((v_end - sg(p[1][nx])) ** 2 / scale, axis=1)
             for a, b, sc in zip(xs_end + ss_end, p[2] + p[3], x_scale):
                 gap = gap + jnp.mean(((a - sg(b[nx])) / sc) ** 2, axis=1)
             return err + s.continuity * jnp.sum(jnp.where(has, gap, 0.0)) / batch + c.penalty(s.weight_decay) / batch
 
-    opt_state = optimizer.init(trainable)
+    trainable = _run_epochs(trainable, arrays, loss_rows, optimizer, epochs=s.epochs, batch=s.batch_size, key=key,
+                            desc=s.method, progress=progress, history=history["loss"],
+                            extra=s.gamma if s.method == "gtf" else (lambda epoch: 0.0),
+                            after_epoch=check(s.method))
+    params = best[0][1] if best[0] is not None else get(trainable)
+    history["teacher_forcing_s"] = time.perf_counter() - start
 
-    @eqx.filter_jit
-    def epoch_step(trainable, opt_state, key, gamma):
-        order = jax.random.permutation(key, n)[: n_batches * batch].reshape(n_batches, batch)
+    if s.method == "teacher forcing" and s.rollout is not None:
+        r = s.rollout
+        vm, ve, ia, xs0, ss0, _ = _windows(circuit, train, r.length, dtype, r.stride)
+        wscale = jnp.maximum(jnp.var(vm[:, -1] - vm[:, 0], axis=0), 1e-12)
+        wbatch = min(r.batch_size, vm.shape[0])
+        rate = optax.cosine_decay_schedule(r.learning_rate, r.epochs * max(vm.shape[0] // wbatch, 1), 0.1)
+        history["rollout_loss"] = []
 
-        def step(carry, rows):
-            p, o = carry
-            fn = (lambda q: loss_rows(q, rows)) if s.method == "teacher forcing" else (lambda q: loss_rows(q, rows, gamma))
-            loss, grads = jax.value_and_grad(fn)(p)
-            updates, o = optimizer.update(grads, o, p)
-            return (optax.apply_updates(p, updates), o), loss
+        def ro_loss(p, rows, gamma):
+            vr, er, ir, *rest = rows
+            xr, sr = split_states(rest)
+            c = constrain(p, circuit, spec)
+            err, _ = window_loss(c, vr[:, 0], xr, sr, vr, er, ir, gamma, wscale)
+            return err + c.penalty(s.weight_decay) / (vr.shape[0] * vr.shape[1])
 
-        (p, o), losses = jax.lax.scan(step, (trainable, opt_state), order)
-        return p, o, jnp.mean(losses)
-
-    bar = tqdm(range(1, s.epochs + 1), disable=not progress, desc=s.method, unit="epoch")
-    for epoch in bar:
-        gamma = s.gamma(epoch) if s.method == "gtf" else 0.0
-        trainable, opt_state, loss = epoch_step(trainable, opt_state, jax.random.fold_in(key, epoch),
-                                                jnp.asarray(gamma, dtype))
-        loss = float(loss)
-        history["loss"].append(loss)
-        history["gamma"].append(gamma)
-        bar.set_postfix(loss=f"{loss:.4g}")
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the {s.method} loss became {loss} at epoch {epoch}; lower the learning rate")
-    bar.close()
-    params = trainable[0] if s.method == "shooting" else trainable
+        params = _run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,
+                             batch=wbatch, key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
+                             history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"))
+    if best[0] is not None:
+        params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     history["time_s"] = time.perf_counter() - start
     return constrain(params, circuit, spec), history
 

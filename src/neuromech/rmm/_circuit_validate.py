@@ -7,13 +7,17 @@ and where the recording carries the true synaptic currents (``truth["syn A->B"]`
 postsynaptic channel, as :func:`~neuromech.rmm.synthetic_circuit` writes), so is each synapse:
 Pearson correlation and RMSE of the true current against the free-run current and against the
 teacher-forced read-out from the measured voltages (:func:`~neuromech.rmm.circuit_readout`). The
-correlation ignores an offset and a scale: read it with the RMSE.
+correlation ignores an offset and a scale: read it with the RMSE. Circuits that burst are also
+scored on their rhythm (:func:`burst_rhythm`): each neuron's burst period and its burst phase in
+the cycle of the reference channel (the first exogenous channel, else the first neuron), free
+run against data.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..analysis import CV_TONIC, detect_spikes
 from ._circuit import Circuit, simulate_circuit
 from ._circuit_fit import circuit_readout, circuit_warm_start
 from ._metrics import SweepMetrics, summarise, sweep_metrics
@@ -25,6 +29,88 @@ def _correlation(a, b) -> float:
     if a.size < 2 or np.std(a) == 0 or np.std(b) == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def _onsets(spikes: np.ndarray, gap: float) -> np.ndarray:
+    """Burst onsets: spikes that follow the previous spike by more than ``gap`` ms (and the first)."""
+    if spikes.size == 0:
+        return spikes
+    return spikes[np.concatenate([[True], np.diff(spikes) > gap])]
+
+
+def burst_gap(spikes) -> float:
+    """The inter-spike interval (ms) that separates bursts in a spike train: midway between the
+    shortest and the longest ISI (the rule of :func:`~neuromech.analysis.firing_features`), or NaN
+    when the train does not burst (fewer than 3 spikes, or an ISI CV ≤ ``CV_TONIC``)."""
+    isi = np.diff(np.asarray(spikes, float))
+    if isi.size < 2 or np.std(isi) <= CV_TONIC * np.mean(isi):
+        return float("nan")
+    return float((isi.max() + isi.min()) / 2)
+
+
+def _cycle(onsets: np.ndarray, ref: np.ndarray):
+    """(median period of ``onsets``, circular mean phase of ``onsets`` in the cycles of ``ref``)."""
+    period = float(np.median(np.diff(onsets))) if onsets.size >= 2 else float("nan")
+    if ref.size < 2:
+        return period, float("nan")
+    k = np.searchsorted(ref, onsets, side="right") - 1
+    ok = (k >= 0) & (k < ref.size - 1)
+    if not ok.any():
+        return period, float("nan")
+    phase = (onsets[ok] - ref[k[ok]]) / (ref[k[ok] + 1] - ref[k[ok]])
+    return period, float(np.angle(np.mean(np.exp(2j * np.pi * phase))) / (2 * np.pi) % 1.0)
+
+
+def burst_rhythm(t, measured, predicted, *, threshold: float = 0.0, rearm: float | None = None) -> list[dict]:
+    """Burst period and phase of every channel, data against free run (SCIENCE.md §5, validation).
+
+    Args:
+        t: (T,) sample times (ms); measured, predicted: (n_channels, T) voltages (mV), channel 0
+            the reference (an exogenous channel's prediction is its measured voltage).
+        threshold, rearm: spike detection (mV; rearm default threshold − 10).
+
+    Returns:
+        One dict per channel: ``period_data``, ``period_model`` (ms, median interval between burst
+        onsets), ``period_error`` (model / data − 1), ``phase_data``, ``phase_model`` (circular
+        mean of the burst onsets' phase in the reference channel's cycle, in cycles [0, 1); NaN
+        for the reference itself) and ``phase_error`` (circular distance, cycles, ≤ 0.5). Bursts
+        are split at the gap found in each channel's *measured* spikes (:func:`burst_gap`), and
+        the same gap splits the model's; channels whose data do not burst get NaN throughout.
+    """
+    rearm = threshold - 10.0 if rearm is None else rearm
+    spikes = {key: [detect_spikes(t, v, threshold=threshold, rearm=rearm) for v in vs]
+              for key, vs in (("data", measured), ("model", predicted))}
+    gaps = [burst_gap(sp) for sp in spikes["data"]]
+    onsets = {key: [_onsets(sp, g) if np.isfinite(g) else sp[:0] for sp, g in zip(spikes[key], gaps)]
+              for key in spikes}
+    out = []
+    for c in range(len(gaps)):
+        row = {}
+        for key in ("data", "model"):
+            period, phase = _cycle(onsets[key][c], onsets[key][0])
+            row[f"period_{key}"], row[f"phase_{key}"] = period, (float("nan") if c == 0 else phase)
+        row["period_error"] = row["period_model"] / row["period_data"] - 1
+        d = abs(row["phase_model"] - row["phase_data"]) % 1.0
+        row["phase_error"] = min(d, 1.0 - d)
+        out.append(row)
+    return out
+
+
+def circuit_selection_score(summary: dict) -> float:
+    """One number to maximise in model selection of circuits: the mean of the inner-product score,
+    the coincidence factor (when the data spike) and, when the data burst, ``1 − |period error|``
+    and ``1 − 2 × phase error`` (both 1 for the data's rhythm, 0 for a period off by 100 % or
+    the phase off by half a cycle); −inf if any sweep diverged."""
+    if summary["n_diverged"]:
+        return float("-inf")
+    parts = [summary["inner_product"]]
+    if np.isfinite(summary["coincidence"]):
+        parts.append(summary["coincidence"])
+    if np.isfinite(summary.get("burst_period_error", np.nan)):
+        parts.append(1.0 - min(abs(summary["burst_period_error"]), 1.0))
+    if np.isfinite(summary.get("burst_phase_error", np.nan)):
+        parts.append(1.0 - 2.0 * summary["burst_phase_error"])
+    return float(np.mean(parts))
 
 
 def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
@@ -79,7 +165,7 @@ def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
 
 
 def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, window: float = 2.0,
-                     warmup: float = 0.0):
+                     warmup: float = 0.0, readout: bool = True):
     """Per-neuron and per-synapse metrics of a free run on ``recording`` (or a list of them).
 
     Main arguments:
@@ -88,14 +174,18 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     Other arguments:
         threshold: spike threshold (mV); window: coincidence window (± ms); warmup: ms the circuit
             follows the measured voltages before running free (metrics exclude it).
+        readout: also score the teacher-forced synaptic read-out (False: free run only, faster).
 
     Returns:
-        ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps"}},
-        "synapses": {name: {"correlation_free_run", "rmse_free_run", "correlation_readout",
-        "rmse_readout"}}`` (nA; only
-        synapses whose true current the recording carries), ``"summary"``: means over neurons of
-        the neurons' summaries and the number of diverged sweeps}. ``predictions``: per recording,
-        ``(v, i_syn)`` as :func:`predict_circuit` returns them.
+        ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps",
+        "rhythm"}}, "synapses": {name: {"correlation_free_run", "rmse_free_run",
+        "correlation_readout", "rmse_readout"}}`` (nA; only synapses whose true current the
+        recording carries), ``"summary"``: means over neurons of the neurons' summaries, the
+        number of diverged sweeps, ``burst_period_error`` (mean over bursting neurons of
+        |period error|) and ``burst_phase_error`` (cycles; mean over bursting neurons other than
+        the reference channel)}. ``rhythm``: :func:`burst_rhythm`'s figures, means over the
+        sweeps that did not diverge. ``predictions``: per recording, ``(v, i_syn)`` as
+        :func:`predict_circuit` returns them.
 
     Example:
         >>> metrics, preds = evaluate_circuit(circuit, test, warmup=500.0)   # doctest: +SKIP
@@ -105,14 +195,16 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
 
     recs = [recording] if isinstance(recording, CircuitRecording) else list(recording)
     per_neuron = {name: [] for name in circuit.names}
+    rhythms = {name: [] for name in circuit.names}
     syn = {s.name: {"truth": [], "free": [], "readout": []} for s in circuit.synapses}
     predictions = []
-    w_of = lambda rec: int(round(warmup / rec.dt))  # noqa: E731
+    n = len(circuit.names)
     for rec in recs:
         v, isyn, diverged = predict_circuit(circuit, rec, warmup=warmup)
         predictions.append((v, isyn))
-        w = w_of(rec)
+        w = int(round(warmup / rec.dt))
         t = rec.time[w:]
+        V = rec.voltages(circuit.channels)
         for i, name in enumerate(circuit.names):
             measured = rec[name].voltage
             for s in range(rec.n_sweeps):
@@ -122,35 +214,56 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
                     m = SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
                                      m.spike_count_error, diverged[s])
                 per_neuron[name].append(m)
+        # The reference cycle: the first exogenous (recorded, driving) channel, else the first neuron.
+        order = ([n] if circuit.exogenous else []) + list(range(n))
+        for s in range(rec.n_sweeps):
+            if diverged[s] is None:
+                pred = np.concatenate([v[s, :, w:], V[s, n:, w:]])
+                rows = burst_rhythm(t, V[s, order, w:], pred[order], threshold=threshold)
+                for i, row in zip(order, rows):
+                    if i < n:
+                        rhythms[circuit.names[i]].append(row)
         truths = {s.name: rec[circuit.names[s.post]].truth.get(s.name)
                   for s in circuit.synapses if rec[circuit.names[s.post]].truth}
         truths = {k: x for k, x in truths.items() if x is not None}
         if truths:
-            readout = circuit_readout(circuit, rec)
+            ro = circuit_readout(circuit, rec) if readout else None
             for k, s in enumerate(circuit.synapses):
                 if s.name not in truths:
                     continue
                 for q in range(rec.n_sweeps):
                     syn[s.name]["truth"].append(truths[s.name][q, w:])
-                    syn[s.name]["readout"].append(readout[s.name][q, w:])
+                    syn[s.name]["readout"].append(None if ro is None else ro[s.name][q, w:])
                     syn[s.name]["free"].append(isyn[q, k, w:] if diverged[q] is None else None)
-    neurons = {name: {"summary": summarise(ms), "sweeps": [m.as_dict() for m in ms]} for name, ms in per_neuron.items()}
+    neurons = {}
+    for name, ms in per_neuron.items():
+        rows = rhythms[name]
+        rhythm = {key: (float(np.nanmean([r[key] for r in rows])) if any(np.isfinite(r[key]) for r in rows)
+                        else float("nan")) for key in (rows[0] if rows else ())}
+        neurons[name] = {"summary": summarise(ms), "sweeps": [m.as_dict() for m in ms], "rhythm": rhythm}
     synapses = {}
     for name, parts in syn.items():
         if not parts["truth"]:
             continue
-        truth, readout = np.concatenate(parts["truth"]), np.concatenate(parts["readout"])
         kept = [(a, b) for a, b in zip(parts["truth"], parts["free"]) if b is not None]
         free = _correlation(np.concatenate([a for a, _ in kept]), np.concatenate([b for _, b in kept])) if kept \
             else float("nan")
         rmse_free = float(np.sqrt(np.mean(np.concatenate([(a - b) ** 2 for a, b in kept])))) if kept \
             else float("nan")
-        synapses[name] = {"correlation_free_run": free, "rmse_free_run": rmse_free,
-                          "correlation_readout": _correlation(truth, readout),
-                          "rmse_readout": float(np.sqrt(np.mean((truth - readout) ** 2)))}
+        synapses[name] = {"correlation_free_run": free, "rmse_free_run": rmse_free}
+        if readout:
+            truth, ro = np.concatenate(parts["truth"]), np.concatenate(parts["readout"])
+            synapses[name].update(correlation_readout=_correlation(truth, ro),
+                                  rmse_readout=float(np.sqrt(np.mean((truth - ro) ** 2))))
     summary = {key: float(np.nanmean([n["summary"][key] for n in neurons.values()]))
                if any(np.isfinite(n["summary"][key]) for n in neurons.values()) else float("nan")
                for key in ("rmse", "inner_product", "coincidence", "spike_count_error")}
     summary["n_sweeps"] = sum(rec.n_sweeps for rec in recs)
     summary["n_diverged"] = max(n["summary"]["n_diverged"] for n in neurons.values())
+    # Where the data burst and the free run does not, the rhythm is as wrong as it can be scored:
+    # a period error of 100 % and a phase half a cycle off (not NaN, which would drop the neuron).
+    for key, worst, name in (("period", 1.0, "burst_period_error"), ("phase", 0.5, "burst_phase_error")):
+        vals = [min(abs(r[f"{key}_error"]), worst) if np.isfinite(r[f"{key}_error"]) else worst
+                for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get(f"{key}_data", np.nan))]
+        summary[name] = float(np.mean(vals)) if vals else float("nan")
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
