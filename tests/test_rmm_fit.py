@@ -150,7 +150,10 @@ def test_real_cell_A_held_out_sweeps():
     # with 8 spikes is the hard one: 6 at 30 epochs, 2 at 60). Spike *timing* is not asserted: the
     # coincidence factor (±2 ms) is near chance (0.01; 0.15 at 60 epochs) after the first spike
     # of each step, as the cell fires slowly from a −42 mV plateau where timing hangs on the slow
-    # approach to threshold.
+    # approach to threshold. The fit is still fragile: benchmarks/bench_rmm.py (which also holds
+    # ramp sweeps 5 and 9 out of training) got 3 spikes against 27 on 2026-12-01, its model locking
+    # at −15 mV on sweep 15 (a depolarised fixed point the data never visit, so nothing in the
+    # loss forbids it).
     assert 0.5 * summary["n_spikes_data"] <= summary["n_spikes_model"] <= 2 * summary["n_spikes_data"], summary
     quiet = (t > 800) & (t < 1100)
     for k, m in enumerate(metrics):
