@@ -148,6 +148,12 @@ def test_circuit_table_maps_to_typed_settings():
     assert cfg.settings.synapses[1].filters == rmm.FilterSettings(tau_min=1.0, tau_max=500.0, n=4)
     assert cfg.settings.gaps == (rmm.GapSettings("A", "B"),)
     assert cfg.training == (rmm.CircuitTrainingSettings(method="gtf", epochs=5),)  # one table = one stage
+    stages = rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": [
+        {"rollout": False, "weighting": 0}, {"rollout": {"epochs": 2}}]}).training
+    assert stages[0].rollout is None and stages[0].weighting == 0.0 and stages[0].centred
+    assert stages[1].rollout == rmm.RolloutSettings(epochs=2)
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) 'training\[0\].rollout.epoch'"):
+        rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": {"rollout": {"epoch": 2}}})
     from neuromech.rmm._settings import config_to_dict
     assert rmm.circuit_config_from_dict(config_to_dict(cfg)) == cfg  # what model.json stores reads back
 
@@ -217,7 +223,11 @@ def test_evaluate_circuit_scores_the_true_circuit_at_the_noise_floor(files):
 # ---------------------------------------------------------------------------- save and load
 def test_save_load_round_trip_is_exact_and_strict(files, tmp_path):
     _, rec = files
-    config = rmm.CircuitConfig(rmm.CircuitDescription(("post",), ("pre",), synapses=(SYNAPSE,)), model=CELL)
+    # Two stages, the first without its rollout stage: `rollout = false` must survive the round trip.
+    stages = (rmm.CircuitTrainingSettings(rollout=None, weighting=0.0),
+              rmm.CircuitTrainingSettings(method="gtf", rollout=rmm.RolloutSettings(epochs=2)))
+    config = rmm.CircuitConfig(rmm.CircuitDescription(("post",), ("pre",), synapses=(SYNAPSE,)), model=CELL,
+                               training=stages)
     circuit = rmm.init_circuit(rec.window(0, 300), config.settings, seed=3)
     rmm.save_circuit(tmp_path / "c", circuit, config)
     back, cfg = rmm.load_circuit(tmp_path / "c")
