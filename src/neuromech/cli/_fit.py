@@ -234,7 +234,7 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     import dataclasses
 
     from ..io import atomic_path
-    from ..rmm import evaluate_circuit, fit_circuit, init_circuit, save_circuit, selection_score
+    from ..rmm import circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit, save_circuit
     from ..rmm._settings import config_to_dict, json_ready
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
@@ -247,14 +247,15 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     circuit = init_circuit(train, config.settings, seed=config.training[0].seed)
     stages, candidates = [], []
     for k, stage in enumerate(config.training):
-        circuit, history = fit_circuit(circuit, train, settings=stage, progress=not args.no_progress)
+        circuit, history = fit_circuit(circuit, train, settings=stage, validation=val, threshold=d.spike_threshold,
+                                       warmup=warmup, progress=not args.no_progress)
         record = {"stage": k, "method": stage.method, "loss": history["loss"], "time_s": history["time_s"]}
         if history["method"] == "gtf":
             record["gamma"] = history["gamma"]
         if val:
             metrics, _ = evaluate_circuit(circuit, val, threshold=d.spike_threshold, warmup=warmup)
             record["validation"] = metrics["summary"]
-            candidates.append((selection_score(metrics["summary"]), -k, circuit))
+            candidates.append((circuit_selection_score(metrics["summary"]), -k, circuit))
         stages.append(record)
     selected = len(stages) - 1
     if candidates:  # the stage whose circuit runs best on the validation data (ties: the earlier)
