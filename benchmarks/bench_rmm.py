@@ -11,9 +11,10 @@
 2. Real data, cell A of ../shared/data (ramps 171116sh_0016.abf + steps 171116sh_0018.abf):
    train on some sweeps, select on others, report spike-count error, coincidence and the passive
    deflection under the hyperpolarising pulse on held-out sweeps, with a figure. Settings as the
-   test (H current, weighting power 0.5); the split differs (ramp sweeps 5 and 9 held out too),
-   and with it the result: 3 spikes against 27 (2026-12-01), the model locking depolarised on
-   steps sweep 15, where the test's split gives 29 against 24.
+   test (H current, fit's default training); the split differs (ramp sweeps 5 and 9 held out
+   too). 2026-12-01: 26 spikes against 27 (steps sweep 9: 0 of 8, sweep 15: 26 of 16, ramp 9: 0
+   of 3), coincidence at chance; before the steady-state guard the model locked at −16 mV on
+   steps sweep 15 (3–6 spikes against 27).
 
 Targets (issue 5): training ≤ 60 s; HH coincidence ≥ 0.9; STG ≥ 0.7 and burst period within 5 %.
 The published method trains "in seconds to minutes" on a GPU (Burghi et al., PNAS 2025).
@@ -148,11 +149,11 @@ def bench_real(out: Path) -> dict:
             if chosen:
                 split[key].append(r.select(chosen))
     # As tests/test_rmm_fit.py::test_real_cell_A_held_out_sweeps (reasons there): the neuron preset
-    # plus an H current (the cell sags), weighting power 0.5 (a low-noise record), C from the steps.
+    # plus an H current (the cell sags), fit's default training, C from the steps.
     h = rmm.CurrentSettings("H", inactivation_taus=(100.0, 1500.0), reversal=-20.0, reversal_std=0.0)
     model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_max=500.0, n=30),
                                        currents=rmm.ModelSettings().resolved_currents + (h,))
-    settings = rmm.TrainingSettings(epochs=30, batch_size=2048, validate_every=10, weighting=0.5)
+    settings = rmm.TrainingSettings(epochs=30, batch_size=2048, validate_every=10)
     n_train = sum(r.n_sweeps * r.n_samples for r in split["train"])
     optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, settings.epochs * (n_train // 2048), 0.05))
     model = rmm.init_rmm(split["train"], model_settings, seed=0)

@@ -187,12 +187,14 @@ class TrainingSettings:
             voltage before the free run starts (see ``rmm.evaluate``); 0: start at rest.
         weighting: power of the teacher-forcing sample weights (``rmm.derivative_weights``: fast
             voltage changes, spike samples, count less); 0 weighs every sample alike. The weights'
-            reference scale is the median local dv/dt, set by the noise on most records: on a
-            low-noise record (0.44 mV/ms rms at rest on real cell A, against 2.8 on the synthetic
-            benchmarks) power 1 leaves spikes so light that the model stops firing, and 0.5 fits.
+            reference scale is the median local dv/dt (the noise, on most records) but at least a
+            tenth of its maximum (the spike upstroke), so that one power serves low-noise real
+            records (real cell A: 0.33 mV/ms median against 115 max) and noisy synthetic ones.
         centred: teacher forcing's voltage input is the measured voltage moved towards its
             centred three-sample mean (``rmm.centred_voltage``), so that its noise no longer
             correlates with the derivative target's (errors in variables); False: the raw voltage.
+        steady_state: weight of the guard against resting states above the data's voltage range
+            (``rmm._fit.steady_state_penalty``), in teacher forcing and rollouts; 0: off.
         rollout: settings of the rollout stage after teacher forcing, or None to skip it
             (``rollout = false`` in TOML).
         shooting: multiple-shooting settings, or None to skip it.
@@ -209,6 +211,7 @@ class TrainingSettings:
     warmup: float = 0.0
     weighting: float = 1.0
     centred: bool = True
+    steady_state: float = 1.0
     rollout: RolloutSettings | None = RolloutSettings()
     shooting: ShootingSettings | None = None
 
@@ -219,6 +222,8 @@ class TrainingSettings:
             raise ValueError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"training.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if not self.steady_state >= 0:
+            raise ValueError(f"training.steady_state must be ≥ 0 (0: off), got {self.steady_state}")
         if not self.weighting >= 0:
             raise ValueError(f"training.weighting must be ≥ 0 (0: unweighted), got {self.weighting}")
 
