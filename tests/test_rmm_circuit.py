@@ -2,7 +2,6 @@
 teacher-forcing loss at the noise floor, free run and synaptic current); the HCO generator's coupled
 integrator against scipy's solve_ivp; bad circuit descriptions and data fail clearly."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,46 +9,19 @@ import optax
 import pytest
 
 from neuromech import rmm
-from neuromech.recordings import Recording, ou_current
 from neuromech.rmm import CircuitRecording
 
-CELL = rmm.ModelSettings(
-    filters=rmm.FilterSettings(tau_min=0.5, tau_max=30.0, n=8),
-    currents=(rmm.CurrentSettings("leak", kind="leak"),
-              rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0, reversal_std=0.0)),
-)
-SYN = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
-SETTINGS = rmm.CircuitSettings(("B",), exogenous=("A",), model=CELL,
-                               synapses=(rmm.SynapseSettings("A", "B", **SYN),))
+from known_circuit import driven_circuit, settings
+
+SETTINGS = settings("A", "B")
 NOISE = 0.02  # mV
-
-
-def _noise_recording(n, seed):
-    v = -60.0 + 10.0 * ou_current(n, seed=seed, tau=20.0)
-    return Recording(v, ou_current(n, seed=seed + 1), dt=0.1)
 
 
 @pytest.fixture(scope="module")
 def driven():
     """Teacher: neuron B (leak + K) inhibited through a graded synapse by a recorded neuron A whose
     voltage is a slow random wave from −75 to −45 mV; 4 s train, 1 s test at 10 kHz."""
-    n = 50_000
-    seed_data = CircuitRecording({"A": _noise_recording(4000, 1), "B": _noise_recording(4000, 3)})
-    teacher = rmm.init_circuit(seed_data, SETTINGS, seed=7)
-    dtype = teacher.neurons[0].capacitance.dtype
-    teacher = eqx.tree_at(
-        lambda c: (c.neurons[0].capacitance, c.neurons[0].holding, c.neurons[0].currents[0].g,
-                   c.neurons[0].currents[0].E, c.neurons[0].currents[1].g, c.synapses[0].current.g),
-        teacher, tuple(jnp.asarray(x, dtype) for x in (1.0, 0.0, 0.1, -60.0, [0.1], [0.3])))
-    v_a = -60.0 + 15.0 * np.tanh(ou_current(n, seed=4, tau=100.0))
-    i_b = ou_current(n, seed=5, sigma=1.0)
-    v, i_syn = rmm.simulate_circuit(teacher, i_b[None], [-60.0, v_a[0]], v_exo=v_a[None])
-    rng = np.random.default_rng(6)
-    rec = CircuitRecording({
-        "A": Recording(v_a + NOISE * rng.standard_normal(n), np.zeros(n), dt=0.1),
-        "B": Recording(v[0] + NOISE * rng.standard_normal(n), i_b, dt=0.1,
-                       truth={"voltage_clean": v[0], "syn A->B": i_syn[0]}),
-    })
+    teacher, rec = driven_circuit("A", "B", 50_000, NOISE)
     return teacher, rec.window(0, 4000), rec.window(4000, 5000)
 
 

@@ -22,16 +22,12 @@ import scipy.io
 
 from neuromech import rmm
 from neuromech.cli import main
-from neuromech.recordings import Recording, UnitWarning, ou_current
+from neuromech.recordings import Recording, UnitWarning
 
-CELL = rmm.ModelSettings(
-    filters=rmm.FilterSettings(tau_min=0.5, tau_max=30.0, n=8),
-    currents=(rmm.CurrentSettings("leak", kind="leak"),
-              rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0, reversal_std=0.0)),
-)
-SYNAPSE = rmm.SynapseSettings("pre", "post", filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6),
-                              hidden=(4,))
-SETTINGS = rmm.CircuitSettings(("post",), exogenous=("pre",), model=CELL, synapses=(SYNAPSE,))
+from known_circuit import CELL, driven_circuit, settings
+
+SETTINGS = settings("pre", "post")
+SYNAPSE = SETTINGS.synapses[0]
 
 HEAD = """
 [data]
@@ -80,28 +76,9 @@ learning_rate = 1e-3
 CONFIG = HEAD + CIRCUIT + TRAINING
 
 
-def _noise(n, seed):
-    return Recording(-60.0 + 10.0 * ou_current(n, seed=seed, tau=20.0), ou_current(n, seed=seed + 1), dt=0.1)
-
-
 def _teacher_recording(n: int = 15_000):
     """(teacher circuit, its recording with 0.02 mV noise on both voltages)."""
-    seed_data = rmm.CircuitRecording({"pre": _noise(4000, 1), "post": _noise(4000, 3)})
-    teacher = rmm.init_circuit(seed_data, SETTINGS, seed=7)
-    dtype = teacher.neurons[0].capacitance.dtype
-    teacher = eqx.tree_at(
-        lambda c: (c.neurons[0].capacitance, c.neurons[0].holding, c.neurons[0].currents[0].g,
-                   c.neurons[0].currents[0].E, c.neurons[0].currents[1].g, c.synapses[0].current.g),
-        teacher, tuple(jnp.asarray(x, dtype) for x in (1.0, 0.0, 0.1, -60.0, [0.1], [0.3])))
-    v_pre = -60.0 + 15.0 * np.tanh(ou_current(n, seed=4, tau=100.0))
-    i_post = ou_current(n, seed=5, sigma=1.0)
-    v, i_syn = rmm.simulate_circuit(teacher, i_post[None], [-60.0, v_pre[0]], v_exo=v_pre[None])
-    rng = np.random.default_rng(6)
-    return teacher, rmm.CircuitRecording({
-        "pre": Recording(v_pre + 0.02 * rng.standard_normal(n), np.zeros(n), dt=0.1),
-        "post": Recording(v[0] + 0.02 * rng.standard_normal(n), i_post, dt=0.1,
-                          truth={"voltage_clean": v[0], "syn pre->post": i_syn[0]}),
-    })
+    return driven_circuit("pre", "post", n, 0.02)
 
 
 @pytest.fixture(scope="module")

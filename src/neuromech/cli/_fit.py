@@ -183,8 +183,6 @@ def read_circuit(path, config, sweeps: str | None = None, dt: float = 0.0):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import numpy as np
-
     from ..io import atomic_path
     from ..rmm import RMMConfig, evaluate, fit, init_rmm, save_model
     from ..rmm._settings import config_to_dict, json_ready
@@ -339,7 +337,6 @@ def _figures(out: Path, model, recs, preds, model_warmup: float = 0.0) -> list[s
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..io import atomic_path
     from ..rmm import evaluate, gate_curves, iv_curves, plot_gates, plot_iv, plot_prediction
 
     written = []

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ..analysis import FEATURES, firing_features
-from ..cbm import ConductanceBasedModel, Noise, get_model, simulate
+from ..cbm import Noise, get_model, simulate
 from ..dics import PROTOCOLS, UnreachableTargetError, generate_population
 from ..io import atomic_path
 from ._dask import dask_map

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._recording import Recording
-from ._units import CURRENT_UNITS, TIME_UNITS, VOLTAGE_UNITS, canonical_unit, to_internal
+from ._units import canonical_unit, to_internal
 
 SUFFIXES = (".csv", ".txt", ".dat", ".npz", ".mat", ".abf", ".nwb")
 

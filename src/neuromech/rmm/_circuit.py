@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._filters import FilterBank, filter_step, rest_state
-from ._model import RMM, DivergenceError, derivative
+from ._model import DivergenceError, derivative
 from ._params import FIXED, SCALE
 
 
