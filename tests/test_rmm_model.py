@@ -11,6 +11,7 @@ import pytest
 
 from neuromech import rmm
 from neuromech.recordings import Recording, synthetic_recording
+from neuromech.rmm._settings import config_to_dict
 
 SMALL = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.1, tau_max=20.0, n=10))
 
@@ -186,6 +187,8 @@ def test_training_stages_are_settings():
     assert rmm.config_from_dict({"training": {"rollout": {"length": 20}}}).training.rollout.length == 20
     with pytest.raises(ValueError, match=r"valid keys in \[training.rollout\]"):
         rmm.config_from_dict({"training": {"rollout": {"lenght": 20}}})
+    off = rmm.RMMConfig(training=rmm.TrainingSettings(rollout=None))
+    assert rmm.config_from_dict(config_to_dict(off)) == off  # what model.json stores reads back
     with pytest.raises(ValueError, match="weighting must be ≥ 0"):
         rmm.TrainingSettings(weighting=-1.0)
 

@@ -47,19 +47,8 @@ def save_circuit(directory: str | os.PathLike, circuit: Circuit, config: Circuit
             "names": list(circuit.names), "exogenous": list(circuit.exogenous),
             "synapses": [s.name for s in circuit.synapses],
             "v_bounds": {n: list(m.v_bounds) for n, m in zip(circuit.names, circuit.neurons)},
-            "config": _config_dict(config)}
+            "config": config_to_dict(config)}
     return write_model_files(directory, circuit, meta)
-
-
-def _config_dict(config: CircuitConfig) -> dict:
-    """The config as plain dicts; a stage without its rollout stage keeps ``rollout = false`` (the
-    TOML spelling), because the plain dicts leave out None, which would read back as the default
-    rollout stage."""
-    out = config_to_dict(config)
-    for stage, raw in zip(config.training, out["training"]):
-        if stage.rollout is None:
-            raw["rollout"] = False
-    return out
 
 
 def circuit_skeleton(config: CircuitConfig, dt: float, v_bounds: dict) -> Circuit:

@@ -317,9 +317,22 @@ def _convert(value, hint, where):
     return value
 
 
-def config_to_dict(config) -> dict:
-    """The settings as plain nested dicts and lists (for JSON next to a saved model)."""
-    return json_ready(dataclasses.asdict(config))
+def config_to_dict(config):
+    """The settings as plain nested dicts and lists (for JSON next to a saved model), read back
+    by :func:`config_from_dict`: an optional stage that is on by default but switched off
+    (``rollout=None``) is written ``false``, as in TOML, since a left-out key means the default."""
+    if dataclasses.is_dataclass(config):
+        out = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if value is None and f.default is not None:
+                out[f.name] = False
+            elif value is not None:
+                out[f.name] = config_to_dict(value)
+        return out
+    if isinstance(config, (list, tuple)):
+        return [config_to_dict(v) for v in config]
+    return json_ready(config)
 
 
 def json_ready(x):
