@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="POPS", help="populations (.csv or .parquet)")
     parser.add_argument("--summary", type=Path, metavar="SUMMARY", help="per-train summary (.csv or .parquet)")
     parser.add_argument("--verify", action="store_true", help="simulate the populations and report agreement")
+    parser.add_argument("--verify-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="σ (µA/cm²) of the noisy current of the --verify runs, as the input was recorded "
+                             "under (default 0: none)")
     parser.add_argument("--time-unit", choices=["ms", "s"], default="ms", help="unit of the input times (default ms)")
 
 
@@ -46,7 +49,7 @@ def run(args) -> int:
         print("neuromech: warning: the spike times look like seconds (median inter-spike interval < 2 ms); "
               "if so, rerun with --time-unit s", file=sys.stderr)
     summary, populations = populate(trains, args.model, args.n, seed=args.seed, verify=args.verify,
-                                    problems=problems, progress=args.verify)
+                                    verify_noise=args.verify_noise, problems=problems, progress=args.verify)
     write_table(outs[0], populations)
     if args.summary is not None:
         write_table(outs[1], summary)
