@@ -26,7 +26,6 @@ import numpy as np
 from ._build import as_recordings, sweep_states
 from ._filters import filter_step
 from ._model import RMM, derivative
-from ._settings import RolloutSettings as RolloutSettings
 
 
 @dataclasses.dataclass(frozen=True)
