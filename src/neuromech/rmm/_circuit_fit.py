@@ -32,7 +32,7 @@ from ._circuit import Circuit, circuit_derivative, run_circuit
 from ._circuit_build import check_channels
 from ._build import centred_voltage, sweep_states
 from ._filters import filter_signal
-from ._fit import _run_epochs, derivative_weights
+from ._fit import run_epochs, derivative_weights
 from ._params import constrain, unconstrain
 from ._settings import RolloutSettings
 
@@ -314,7 +314,7 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
                 gap = gap + jnp.mean(((a - sg(b[nx])) / sc) ** 2, axis=1)
             return err + s.continuity * jnp.sum(jnp.where(has, gap, 0.0)) / batch + c.penalty(s.weight_decay) / batch
 
-    trainable = _run_epochs(trainable, arrays, loss_rows, optimizer, epochs=s.epochs, batch=s.batch_size, key=key,
+    trainable = run_epochs(trainable, arrays, loss_rows, optimizer, epochs=s.epochs, batch=s.batch_size, key=key,
                             desc=s.method, progress=progress, history=history["loss"],
                             extra=s.gamma if s.method == "gtf" else (lambda epoch: 0.0),
                             after_epoch=check(s.method))
@@ -336,7 +336,7 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
             err, _ = window_loss(c, vr[:, 0], xr, sr, vr, er, ir, gamma, wscale)
             return err + c.penalty(s.weight_decay) / (vr.shape[0] * vr.shape[1])
 
-        params = _run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,
+        params = run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,
                              batch=wbatch, key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
                              history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"))
     if best[0] is not None:

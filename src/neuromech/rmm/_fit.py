@@ -2,7 +2,7 @@
 rollouts from teacher-forced states, then optional multiple shooting (Burghi et al., PNAS 2025;
 Burghi, Schapiro et al., Front. Comput. Neurosci. 2025).
 
-Every stage runs the one loop :func:`_run_epochs` on a public pure loss
+Every stage runs the one loop :func:`run_epochs` on a public pure loss
 (:func:`teacher_forcing_loss`, :func:`~neuromech.rmm._rollout.rollout_loss`,
 :func:`shooting_loss`) with any optax optimiser; model selection uses free runs on validation
 recordings, across stages.
@@ -135,7 +135,7 @@ def _select(model, validation, threshold, best, params, epoch, history, warmup=0
     return best
 
 
-def _run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc, progress, history,
+def run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc, progress, history,
                 extra=lambda epoch: 0.0, after_epoch=None):
     """The training loop shared by teacher forcing and rollouts: shuffled mini-batches of the
     rows of ``arrays``, ``loss_rows(params, batch_arrays, extra)`` minimised by ``optimizer``."""
@@ -257,7 +257,7 @@ def fit(
             best[0] = _select(constrain(p, model, spec), validation, threshold, best[0], p, epoch, history,
                               settings.warmup)
 
-    params = _run_epochs(params, arrays, tf_loss, optimizer, epochs=settings.epochs, batch=settings.batch_size,
+    params = run_epochs(params, arrays, tf_loss, optimizer, epochs=settings.epochs, batch=settings.batch_size,
                          key=key, desc="teacher forcing", progress=progress, history=history["loss"],
                          after_epoch=after_tf)
     if best[0] is not None:
@@ -282,7 +282,7 @@ def fit(
                 best[0] = _select(constrain(p, model, spec), validation, threshold, best[0], p, epoch, history,
                                   settings.warmup, "rollout")
 
-        params = _run_epochs(params, warrays, ro_loss, optax.adam(rate), epochs=rollout.epochs, batch=wbatch,
+        params = run_epochs(params, warrays, ro_loss, optax.adam(rate), epochs=rollout.epochs, batch=wbatch,
                              key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
                              history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro)
     if best[0] is not None:
@@ -387,7 +387,7 @@ def fit_shooting(
             best[0] = _select(constrain(p[0], model, spec), validation, threshold, best[0], p[0], epoch, history,
                               warmup, "multiple shooting")
 
-    params = _run_epochs(params, (jnp.arange(n_shots),), loss_rows, optimizer, epochs=settings.epochs, batch=batch,
+    params = run_epochs(params, (jnp.arange(n_shots),), loss_rows, optimizer, epochs=settings.epochs, batch=batch,
                          key=jax.random.PRNGKey(seed + 1), desc="multiple shooting", progress=progress,
                          history=history["loss"], after_epoch=after_epoch)
     best = best[0]
