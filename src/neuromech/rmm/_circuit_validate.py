@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import CV_TONIC, detect_spikes
+from ..analysis import CV_TONIC, detect_spikes, isi_cv
 from ._circuit import Circuit, simulate_circuit
 from ._circuit_fit import circuit_readout, circuit_warm_start
 from ._metrics import SweepMetrics, summarise, sweep_metrics
@@ -43,7 +43,7 @@ def burst_gap(spikes) -> float:
     shortest and the longest ISI (the rule of :func:`~neuromech.analysis.firing_features`), or NaN
     when the train does not burst (fewer than 3 spikes, or an ISI CV ≤ ``CV_TONIC``)."""
     isi = np.diff(np.asarray(spikes, float))
-    if isi.size < 2 or np.std(isi) <= CV_TONIC * np.mean(isi):
+    if isi.size < 2 or isi_cv(spikes) <= CV_TONIC:
         return float("nan")
     return float((isi.max() + isi.min()) / 2)
 
