@@ -39,14 +39,44 @@ def test_encoding_of_isis():
     assert tokens[0, 0, 0] == pytest.approx(0.0, abs=1e-6)
     assert tokens[0, 1, 1] == pytest.approx(np.log(2.0) / 1.5, rel=1e-5)  # log-ISI step
     assert np.all(tokens[:, :, :][mask == 0] == 0)
+    assert stats.shape == (2, 9)
+    # Train 1 is perfectly regular (CV 0): its boundary statistic saturates on the tonic side;
+    # train 0 (ISIs 50, 100: CV 1/3) on the bursting side.
+    assert stats[1, 8] == -3.0 and stats[0, 8] == 3.0
+
+
+def test_boundary_statistic_resolves_the_pattern_threshold():
+    # Two trains whose CVs lie 0.005 either side of the rule's threshold (0.15) must differ by a
+    # whole unit in the boundary statistic, and agree with the rule's classification.
+    from neuromech.analysis import firing_features
+    rng = np.random.default_rng(5)
+    isi = 50.0 + rng.standard_normal(400)
+    isi = 50.0 + (isi - isi.mean()) / isi.std()  # exactly mean 50, std 1
+    for cv in (0.145, 0.155):
+        train = np.concatenate([[0.0], np.cumsum(50.0 + (isi - 50.0) * 50.0 * cv)])
+        stat = encode_trains([train])[2][0, 8]
+        assert stat == pytest.approx((cv - 0.15) / 0.01, abs=1e-3)
+        assert (stat > 0) == (str(firing_features(train).pattern) == "bursting")
+
+
+def test_windows_of_a_long_train_get_the_whole_trains_statistics():
+    rng = np.random.default_rng(6)
+    train = _train(rng, 300)
+    parts = windows(train, 64)
+    _, _, whole = encode_trains([train])
+    _, _, per_window = encode_trains(parts, whole=[train] * len(parts))
+    np.testing.assert_allclose(per_window, np.repeat(whole, len(parts), 0), rtol=1e-6)
+    _, _, own = encode_trains(parts[:1], encoding=1)  # encoding 1: the window's own statistics
+    assert own.shape == (1, 8) and not np.allclose(own[0], whole[0, :8], rtol=1e-3)
 
 
 def test_augmentation_keeps_valid_trains():
     rng = np.random.default_rng(1)
     config = TrainingConfig(max_isis=32)
     for _ in range(300):
-        t = augment(_train(rng, int(rng.integers(3, 200))), rng, config)
-        assert 3 <= len(t) <= 33 and np.all(np.diff(t) >= 0)
+        window, recording = augment(_train(rng, int(rng.integers(3, 200))), rng, config)
+        assert 3 <= len(window) <= 33 and np.all(np.diff(window) >= 0)
+        assert np.isin(window, recording).all() and np.all(np.diff(recording) >= 0)
 
 
 def test_windows_cover_the_train():

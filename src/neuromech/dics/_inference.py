@@ -80,7 +80,8 @@ def load_network(source: str | os.PathLike = "stg") -> LoadedNetwork:
     if digest != meta["weights_sha256"]:
         raise WeightsError(f"{weights}: checksum {digest[:12]}… does not match {meta['weights_sha256'][:12]}… "
                            "recorded in its JSON; the file is corrupt or from another network")
-    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["network"].items()})
+    described = {"encoding": 1, **meta["network"]}  # files written before encoding 2 carry no field
+    config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in described.items()})
     skeleton = DICNet(config, key=jax.random.PRNGKey(0))
     try:
         net = eqx.tree_deserialise_leaves(weights, skeleton)

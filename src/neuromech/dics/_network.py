@@ -5,7 +5,7 @@ ISI with three features: the standardised log-ISI, its change from the previous 
 from the train's median log-ISI (scale-free burst structure). A stack of residual dilated 1-D
 convolutions (dilations 1, 2, 4: a receptive field of 15 ISIs, a burst and its neighbours) sees the local burst structure at a cost linear in the train's length, so trains of
 3 to thousands of spikes run in one pass; masked attention pooling (several heads) and a masked
-mean give a length-independent summary, joined with order statistics of the log-ISIs. An MLP trunk
+mean give a length-independent summary, joined with summary statistics of the log-ISIs. An MLP trunk
 feeds four heads: the means of (g_s, g_u), their log standard deviations (heteroscedastic
 uncertainty), the firing class (tonic / bursting) and the standardised firing features.
 
@@ -24,23 +24,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..analysis import FEATURES
+from ..analysis import CV_TONIC, FEATURES
 
 CLASSES = ("tonic", "bursting")
 N_TOKEN = 3
-N_STATS = 8
+N_STATS = {1: 8, 2: 9}  # summary statistics per input encoding
+CV_BOUNDARY_SCALE = 0.01  # CV units per unit of encoding 2's boundary statistic (see encode_trains)
 LOG_ISI_CENTER = np.log(50.0)  # ms: ISIs of the training data span ~2 ms to seconds
 LOG_ISI_SCALE = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """Sizes of a :class:`DICNet` (saved with its weights, so a file rebuilds exactly its network)."""
+    """Sizes and input encoding of a :class:`DICNet` (saved with its weights, so a file rebuilds
+    exactly its network).
+
+    ``encoding`` 1: eight statistics of the window read; 2: nine statistics of the whole train (a
+    long train read in windows gives each window the train's statistics), the ninth saying how far
+    the train's CV(ISI) lies from the tonic/bursting threshold of the firing-pattern rule.
+    """
 
     width: int = 48
     dilations: tuple[int, ...] = (1, 2, 4)
     heads: int = 4
     hidden: int = 128
+    encoding: int = 2
+
+    def __post_init__(self):
+        if self.encoding not in N_STATS:
+            raise ValueError(f"encoding must be one of {sorted(N_STATS)}; got {self.encoding!r}")
 
 
 def _bucket(n: int) -> int:
@@ -48,11 +60,27 @@ def _bucket(n: int) -> int:
     return max(16, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
-def encode_trains(trains, length: int | None = None):
+def _stats(isis: list[np.ndarray], encoding: int) -> np.ndarray:
+    """(B, N_STATS[encoding]) summary statistics of each train's ISIs (ms)."""
+    out = np.zeros((len(isis), N_STATS[encoding]), np.float32)
+    for b, isi in enumerate(isis):
+        z = (np.log(np.maximum(isi, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE
+        cv = isi.std() / isi.mean()
+        row = [*np.quantile(z, [0.0, 0.1, 0.5, 0.9, 1.0]), z.mean(), z.std(), np.log1p(cv)]
+        if encoding == 2:  # sharp near the rule's threshold, saturated away from it
+            row.append(np.clip((cv - CV_TONIC) / CV_BOUNDARY_SCALE, -3.0, 3.0))
+        out[b] = row
+    return out
+
+
+def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole=None):
     """Tokens, mask and summary statistics of spike trains (each ≥ 3 spikes, sorted, ms).
 
-    Returns ``(tokens (B, L, 3), mask (B, L), stats (B, 8))`` as float32 NumPy arrays, L the padded
-    length (``length`` or a power of two covering the longest train's ISIs).
+    ``whole`` (encoding 2): per train, the whole train it is a window of, whose statistics it gets
+    (default: the train itself). Encoding 1 takes the statistics of the window.
+
+    Returns ``(tokens (B, L, 3), mask (B, L), stats (B, N_STATS[encoding]))`` as float32 NumPy
+    arrays, L the padded length (``length`` or a power of two covering the longest train's ISIs).
     """
     isis = [np.diff(np.asarray(t, dtype=np.float64)) for t in trains]
     n_max = max(len(i) for i in isis)
@@ -62,13 +90,15 @@ def encode_trains(trains, length: int | None = None):
         raw[b, : min(len(isi), length)] = isi[:length]
     present = ~np.isnan(raw)
     z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
-    q = np.nanquantile(z, [0.0, 0.1, 0.5, 0.9, 1.0], axis=1).T
-    cv = np.nanstd(raw, axis=1) / np.nanmean(raw, axis=1)
-    stats = np.column_stack([q, np.nanmean(z, axis=1), np.nanstd(z, axis=1), np.log1p(cv)]).astype(np.float32)
+    if encoding == 1:
+        stats = _stats([r[p] for r, p in zip(raw, present)], 1)
+    else:
+        stats = _stats(isis if whole is None else [np.diff(np.asarray(t, dtype=np.float64)) for t in whole], encoding)
+    median = np.nanmedian(z, axis=1)[:, None]
     tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
     tokens[..., 0] = np.where(present, z, 0.0)
     tokens[:, 1:, 1] = np.where(present[:, 1:], np.diff(z, axis=1), 0.0)
-    tokens[..., 2] = np.where(present, z - q[:, 2:3], 0.0)
+    tokens[..., 2] = np.where(present, z - median, 0.0)
     return tokens, present.astype(np.float32), stats
 
 
@@ -104,7 +134,7 @@ class _ConvBlock(eqx.Module):
 class DICNet(eqx.Module):
     """Spike train → (g_s, g_u) at V_th with uncertainty, firing class and features.
 
-    Call on one encoded train: ``net(tokens (L, 3), mask (L,), stats (8,))`` returns
+    Call on one encoded train: ``net(tokens (L, 3), mask (L,), stats (N_STATS[encoding],))`` returns
     ``(mean (2,), log_std (2,), class_logits (2,), features (6,))`` in the standardised units of
     the training (see :func:`neuromech.dics.infer_dics` for physical units).
     """
@@ -125,7 +155,7 @@ class DICNet(eqx.Module):
         self.blocks = tuple(_ConvBlock(w, d, k) for d, k in zip(config.dilations, keys[4:]))
         self.query = 0.1 * jax.random.normal(keys[1], (config.heads, w))
         self.norm = eqx.nn.LayerNorm(w)
-        pooled = w * config.heads + w + N_STATS
+        pooled = w * config.heads + w + N_STATS[config.encoding]
         self.trunk = eqx.nn.MLP(pooled, config.hidden, config.hidden, depth=1, activation=jax.nn.gelu,
                                 final_activation=jax.nn.gelu, key=keys[2])
         self.head = eqx.nn.Linear(config.hidden, 2 + 2 + len(CLASSES) + len(FEATURES), key=keys[3])
@@ -145,5 +175,5 @@ class DICNet(eqx.Module):
 
 
 def batched(net: DICNet, tokens, mask, stats):
-    """Apply ``net`` to a batch (B, L, 3), (B, L), (B, 8)."""
+    """Apply ``net`` to a batch (B, L, 3), (B, L), (B, N_STATS)."""
     return jax.vmap(net)(tokens, mask, stats)

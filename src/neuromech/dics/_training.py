@@ -111,8 +111,13 @@ def split_by_target(examples: Examples, config: TrainingConfig):
     return tuple(examples.take(np.flatnonzero(which == k)) for k in range(3))
 
 
-def augment(train: np.ndarray, rng: np.random.Generator, config: TrainingConfig) -> np.ndarray:
-    """A perturbed copy of a spike train: partial window, jitter, dropped spikes; ≥ 3 spikes kept."""
+def augment(train: np.ndarray, rng: np.random.Generator, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A perturbed copy of a spike train as ``(window, recording)``, each ≥ 3 spikes.
+
+    The recording is the train with dropped spikes and jitter, with probability
+    ``window_probability`` cut to a short random stretch (a short recording); the window is a
+    random stretch of at most ``max_isis`` of its ISIs (what the network reads at once).
+    """
     t = train
     if rng.random() < 0.5 and config.drop_fraction > 0:
         keep = rng.random(len(t)) >= rng.uniform(0, config.drop_fraction)
@@ -124,8 +129,11 @@ def augment(train: np.ndarray, rng: np.random.Generator, config: TrainingConfig)
     length = min(n, config.max_isis + 1)
     if rng.random() < config.window_probability:
         length = int(rng.integers(3, length + 1))
+        start = int(rng.integers(0, n - length + 1))
+        t = t[start:start + length]
+        return t, t
     start = int(rng.integers(0, n - length + 1))
-    return t[start:start + length]
+    return t[start:start + length], t
 
 
 def windows(train: np.ndarray, max_isis: int) -> list[np.ndarray]:
@@ -150,10 +158,10 @@ def _loss(net, batch, std: Standardisation):
     return jnp.mean(nll.sum(1) + huber.sum(1) + 0.2 * ce + 0.1 * mse)
 
 
-def _batch(examples: Examples, index, rng, config: TrainingConfig):
+def _batch(examples: Examples, index, rng, config: TrainingConfig, encoding: int):
     """An augmented training batch, padded to the training window."""
-    trains = [augment(examples.trains[i], rng, config) for i in index]
-    tokens, mask, stats = encode_trains(trains, config.max_isis)
+    windows_, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
+    tokens, mask, stats = encode_trains(windows_, config.max_isis, encoding=encoding, whole=recordings)
     return (tokens, mask, stats, (examples.dics[index] / DIC_SCALE).astype(np.float32),
             examples.bursting[index], examples.features[index].astype(np.float32))
 
@@ -165,9 +173,9 @@ def predict(net: DICNet, trains, std: Standardisation, *, max_isis: int, batch_s
     combined, precision-weighted for the means; the std is the windows' root-mean-square std
     (windows of one neuron are not independent evidence, so it is not shrunk by their number).
     """
-    pieces, owner = [], []
+    pieces, owner, trains = [], [], [np.asarray(t, dtype=np.float64) for t in trains]
     for k, t in enumerate(trains):
-        for w in windows(np.asarray(t, dtype=np.float64), max_isis):
+        for w in windows(t, max_isis):
             pieces.append(w)
             owner.append(k)
     owner = np.asarray(owner)
@@ -175,7 +183,8 @@ def predict(net: DICNet, trains, std: Standardisation, *, max_isis: int, batch_s
     outs = [np.zeros((len(pieces), n)) for n in (2, 2, 2, len(FEATURES))]
     for s in range(0, len(pieces), batch_size):
         idx = order[s:s + batch_size]
-        tokens, mask, stats = _pad_batch(*encode_trains([pieces[i] for i in idx]))
+        tokens, mask, stats = _pad_batch(*encode_trains([pieces[i] for i in idx], encoding=net.config.encoding,
+                                                        whole=[trains[owner[i]] for i in idx]))
         for out, value in zip(outs, _apply(net, tokens, mask, stats)):
             out[idx] = np.asarray(value)[: len(idx)]
     mean, log_std, logits, feats = outs
@@ -283,7 +292,8 @@ def train_network(
         order = rng.permutation(len(train))
         losses = []
         for s in range(steps_per_epoch):
-            batch = _batch(train, order[s * config.batch_size:(s + 1) * config.batch_size], rng, config)
+            batch = _batch(train, order[s * config.batch_size:(s + 1) * config.batch_size], rng, config,
+                           net.config.encoding)
             net, opt_state, loss = step(net, opt_state, batch)
             losses.append(float(loss))
             bar.update(1)
