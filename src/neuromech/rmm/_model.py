@@ -30,11 +30,12 @@ class DivergenceError(FloatingPointError):
         sample: first sample index out of range (per sweep: the earliest).
         time: its time (ms) from the start of the run.
         voltage: (sample,) the trajectory up to (excluding) that sample, finite.
+        sweep: the sweep (row of a batched run) it happened in.
     """
 
-    def __init__(self, message, sample: int, time: float, voltage: np.ndarray):
+    def __init__(self, message, sample: int, time: float, voltage: np.ndarray, sweep: int = 0):
         super().__init__(message)
-        self.sample, self.time, self.voltage = sample, time, voltage
+        self.sample, self.time, self.voltage, self.sweep = sample, time, voltage, sweep
 
 
 class RMM(eqx.Module):
@@ -166,7 +167,7 @@ def simulate(model: RMM, i_app, v0, *, x0=None) -> np.ndarray:
             f"the free-running model diverged at sample {k} (t = {k * model.dt:g} ms) of sweep {s}: the "
             f"voltage left the range {model.v_bounds} mV it can represent; the model is unstable for "
             "this input — train longer, with more data, multiple shooting, or a smaller learning rate",
-            k, k * model.dt, vs[s, :k],
+            k, k * model.dt, vs[s, :k], s,
         )
     return vs[0] if single else vs
 

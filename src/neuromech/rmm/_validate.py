@@ -41,7 +41,35 @@ def warm_start(model: RMM, voltage, n: int):
     return float(voltage[n]), x[-1]
 
 
-def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2.0, warmup: float = 0.0):
+def horizon_run(model: RMM, voltage, i_app, v0: float, x0, horizon: int) -> np.ndarray:
+    """Free runs of ``horizon`` samples, each restarted from the measured voltage and the filter
+    states the measured voltage gives there (teacher-forced), concatenated: multi-step-ahead
+    prediction. ``voltage``, ``i_app``: (T,) from the start of the run; ``(v0, x0)`` its first state.
+
+    Raises:
+        DivergenceError: if one of the runs diverges (sample and time counted from the start).
+    """
+    from ._filters import filter_signal
+
+    n = len(voltage)
+    xs = filter_signal(model.bank, voltage, x0=np.asarray(x0, np.float64))
+    starts = np.arange(0, n, horizon)
+    pad = (-n) % horizon
+    i_seg = np.concatenate([np.asarray(i_app, np.float64), np.zeros(pad)]).reshape(len(starts), horizon)
+    v0s = np.asarray(voltage, np.float64)[starts]
+    v0s[0] = v0
+    try:
+        runs = simulate(model, i_seg, v0s, x0=xs[starts])
+    except DivergenceError as err:
+        sample = int(starts[err.sweep]) + err.sample
+        raise DivergenceError(f"the model diverged at t = {sample * model.dt:g} ms, {err.sample * model.dt:g} ms "
+                              "into a free run restarted from the data", sample, sample * model.dt,
+                              np.asarray(voltage[:sample], np.float64)) from err
+    return runs.reshape(-1)[:n]
+
+
+def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2.0, warmup: float = 0.0,
+             horizon: float | None = None):
     """Per-sweep :class:`SweepMetrics` and their summary of a free run on ``recording`` (or a list).
 
     A diverging sweep is reported (``diverged_at`` in ms, worst scores) instead of raising, so that
@@ -55,7 +83,8 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
         trajectory up to the divergence and the measured voltage's first value after).
     """
     if not isinstance(recording, Recording):  # several recordings: metrics of all their sweeps
-        parts = [evaluate(model, r, threshold=threshold, window=window, warmup=warmup) for r in recording]
+        parts = [evaluate(model, r, threshold=threshold, window=window, warmup=warmup, horizon=horizon)
+                 for r in recording]
         metrics = [m for p in parts for m in p[0]]
         return metrics, summarise(metrics), [p[2] for p in parts]
     out, preds = [], []
@@ -67,7 +96,11 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
         v_meas = recording.voltage[s, w:]
         try:
             v0, x0 = warm_start(model, recording.voltage[s], w)
-            v_pred = simulate(model, recording.current[s, w:], v0, x0=x0)
+            if horizon is None:
+                v_pred = simulate(model, recording.current[s, w:], v0, x0=x0)
+            else:
+                steps = max(1, int(round(horizon / recording.dt)))
+                v_pred = horizon_run(model, v_meas, recording.current[s, w:], v0, x0, steps)
             out.append(sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window))
         except DivergenceError as err:
             v_pred = np.concatenate([err.voltage, np.full(len(v_meas) - len(err.voltage), v_meas[0])])
