@@ -48,6 +48,7 @@ TRUTH_MAP = {
     "stg": {"Na": ("Na",), "K": ("Kd", "A"), "Ca": ("CaT", "CaS"), "slow": ("KCa",), "H": ("H",)},
 }
 WARMUP = 1000.0  # ms
+HORIZON = 500.0  # ms: multi-step-ahead prediction restarts from the data this often (rmm.evaluate)
 SETUP = {
     # drive: OU mean, std (µA/cm²), correlation time (ms); fluctuation-driven firing.
     "hh": dict(drive=(0.0, 4.0, 5.0), noise=0.2, preset="neuron", epochs=50, shots=0),
@@ -87,12 +88,16 @@ def bench_synthetic(name: str, out: Path, cache: Path | None, known_c: bool = Fa
     model, history = rmm.fit(model, train, optimizer, settings=settings, validation=val, progress=False)
     t_fit = history["time_s"]
     metrics, summary, preds = rmm.evaluate(model, test, warmup=WARMUP)
+    _, at_horizon, _ = rmm.evaluate(model, test, warmup=WARMUP, horizon=HORIZON)
     w = int(round(WARMUP / test.dt))
     test = test.window(70_000, 80_000)
     preds = preds[:, w:]
     result = {"train_s": 60.0, "init_s": t_init, "teacher_forcing_s": history["teacher_forcing_s"], "fit_s": t_fit,
               "epochs": settings.epochs, "best_stage": history["best_stage"], "best_epoch": history["best_epoch"],
-              "final_loss": history["loss"][-1], **summary}
+              "final_loss": history["loss"][-1], **summary,
+              f"coincidence_horizon_{HORIZON:g}ms": at_horizon["coincidence"],
+              f"spikes_model_horizon_{HORIZON:g}ms": at_horizon["n_spikes_model"],
+              "ceiling": _ceiling(name, test)}
     t = test.time
     clean = test.truth["voltage_clean"][0]
     bursts = {}
@@ -116,6 +121,39 @@ def bench_synthetic(name: str, out: Path, cache: Path | None, known_c: bool = Fa
     _figure(out / f"rmm_{name}{'_knownC' if known_c else ''}.png", t, test.voltage[0], preds[0], test.current[0],
             f"{name.upper()}: held-out 10 s (first 1 s shown)", window=10_000)
     return result
+
+
+def _ceiling(name: str, test, error: float = 0.01, copies: int = 4) -> dict:
+    """What spike timing a model can hope for: the true neuron against copies of itself whose every
+    conductance is off by ± ``error`` (random signs), all driven by the test window's current from
+    the same initial state. Returns the median coincidence (±2 ms) over the first ``HORIZON`` ms
+    after the warm-up and over the whole scored window.
+
+    Measured 2026-12-01 on the STG fixture (drive std 0.15 µA/cm², τ 20 ms): 1 % errors keep a
+    median coincidence of 0.61 over the first 0.5 s from a common state, 0.48 over 2 s, ≈ 0 over
+    2–4 s; 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. A stronger drive (std 3) does not
+    help. Like any oscillator that the input barely entrains, the burster's spike phase drifts
+    freely: no model short of exact keeps ±2 ms timing over a 10 s free run, so the burst period
+    (and short-horizon timing) is what can be asked of a fitted one.
+    """
+    from neuromech.cbm import Sampled, get_model, simulate
+    from neuromech.recordings._synthetic import HH_CLASSIC, STG_FIXTURE
+
+    g0 = np.asarray(HH_CLASSIC if name == "hh" else STG_FIXTURE, float)
+    rng = np.random.default_rng(3)
+    g = np.stack([g0] + [g0 * (1 + error * rng.choice([-1.0, 1.0], g0.size)) for _ in range(copies)])
+    area_scale = test.metadata.get("area_cm2", 1e-3) * 1e3  # nA → µA/cm² (1 for the default area)
+    drive = np.asarray(test.current[0], float) / area_scale
+    res = simulate(get_model(name), g, Sampled(drive, test.dt), duration=(len(drive) - 1) * test.dt,
+                   dt_out=test.dt, record=("voltage",))
+    v = np.asarray(res.voltage).reshape(len(g), -1)
+    t = np.arange(v.shape[1]) * test.dt
+    trains = [detect_spikes(t, vk, threshold=0.0, rearm=-10.0) for vk in v]
+    out = {"conductance_error": error}
+    for label, lo, hi in (("horizon", WARMUP, WARMUP + HORIZON), ("free_run", WARMUP, t[-1])):
+        cut = [tr[(tr >= lo) & (tr < hi)] for tr in trains]
+        out[f"coincidence_{label}"] = float(np.median([rmm.coincidence_factor(cut[0], c, hi - lo) for c in cut[1:]]))
+    return out
 
 
 def _slow_period(v, dt: float, low: float = 50.0, high: float = 1000.0) -> float:
