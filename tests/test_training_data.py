@@ -85,3 +85,15 @@ def test_other_settings_in_the_same_folder_are_refused(data):
 def test_bad_settings_are_clear_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainingDataSettings(**bad)
+
+
+def test_cli_stops_after_max_chunks_and_resumes(tmp_path):
+    # Chunks run in order, so --max-chunks N on a fresh folder makes exactly the first N parts:
+    # the published DA data set is the first chunks of a larger run.
+    from neuromech.cli import main
+    args = ["training-data", "--model", "stg", "--targets", "2", "--models-per-target", "2", "--chunk-targets", "1",
+            "--dt", "0.05", "--seed", "3", "--out", str(tmp_path)]
+    assert main(args + ["--max-chunks", "1"]) == 0
+    assert [p.name for p in tmp_path.glob("part-*.parquet")] == ["part-00000.parquet"]
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.glob("part-*.parquet")) == ["part-00000.parquet", "part-00001.parquet"]

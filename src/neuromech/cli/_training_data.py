@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dt", type=float, default=None, help="integration step (ms; default the model's)")
     parser.add_argument("--chunk-targets", type=int, default=64, help="targets per part file (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--max-chunks", type=int, default=None, metavar="N",
+                        help="stop after N new chunks, in order (rerun to go on; default all)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run here)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="data-set folder")
 
@@ -37,7 +39,7 @@ def run(args) -> int:
     settings = TrainingDataSettings(args.model, n_targets=args.targets, models_per_target=args.models_per_target,
                                     noise=tuple(args.noise), dt=args.dt, chunk_targets=args.chunk_targets,
                                     seed=args.seed)
-    summary = generate_training_data(args.out, settings, scheduler=args.scheduler)
+    summary = generate_training_data(args.out, settings, scheduler=args.scheduler, max_chunks=args.max_chunks)
     print(f"{summary.n_trains} trains in {summary.path} ({summary.resumed} of {summary.n_chunks} chunks resumed, "
           f"{summary.unreachable_targets} unreachable targets, {summary.seconds:.0f} s)", file=sys.stderr)
     return 0
