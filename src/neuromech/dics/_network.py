@@ -92,9 +92,10 @@ def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole
     present = ~np.isnan(raw)
     z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
     if encoding == 1:
-        stats = _stats([r[p] for r, p in zip(raw, present)], 1)
+        source = [i[:length] for i in isis]
     else:
-        stats = _stats(isis if whole is None else [np.diff(np.asarray(t, dtype=np.float64)) for t in whole], encoding)
+        source = isis if whole is None else [np.diff(np.asarray(t, dtype=np.float64)) for t in whole]
+    stats = _stats(source, encoding)
     median = np.nanmedian(z, axis=1)[:, None]
     tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
     tokens[..., 0] = np.where(present, z, 0.0)

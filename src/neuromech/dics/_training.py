@@ -160,8 +160,8 @@ def _loss(net, batch, std: Standardisation):
 
 def _batch(examples: Examples, index, rng, config: TrainingConfig, encoding: int):
     """An augmented training batch, padded to the training window."""
-    windows_, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
-    tokens, mask, stats = encode_trains(windows_, config.max_isis, encoding=encoding, whole=recordings)
+    seen, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
+    tokens, mask, stats = encode_trains(seen, config.max_isis, encoding=encoding, whole=recordings)
     return (tokens, mask, stats, (examples.dics[index] / DIC_SCALE).astype(np.float32),
             examples.bursting[index], examples.features[index].astype(np.float32))
 
