@@ -6,8 +6,8 @@ standardisation, data size, seed, time and test metrics). --init fine-tunes a tr
 DA network starts from the STG one).
 
 Example (the shipped weights):
-  neuromech train-network data/stg --model stg --out src/neuromech/dics/weights/stg
-  neuromech train-network data/da --model da --init stg --epochs 8 --learning-rate 5e-4 \\
+  neuromech train-network data/stg --model stg --epochs 16 --out src/neuromech/dics/weights/stg
+  neuromech train-network data/da --model da --init stg --epochs 20 --learning-rate 5e-4 \\
       --out src/neuromech/dics/weights/da
 """
 
