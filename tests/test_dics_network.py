@@ -166,3 +166,18 @@ def test_infer_dics_long_short_and_silent_trains():
     assert np.isfinite(table.loc[:1, ["g_s_hat", "g_u_hat", "g_s_std", "g_u_std"]].to_numpy()).all()
     assert table.loc[2, "pattern"] == "silent" and np.isnan(table.loc[2, "g_s_hat"])
     assert (table.loc[:1, ["g_s_std", "g_u_std"]].to_numpy() > 0).all()
+
+
+def test_train_statistics_match_per_train_numpy():
+    # The batched statistics (sorted rows, NaN padding) against np.quantile / mean / std per train,
+    # for lengths 2 to 500 ISIs in one batch; float32 output, hence 1e-6 relative.
+    from neuromech.dics._network import train_statistics
+    rng = np.random.default_rng(7)
+    isis = [rng.lognormal(3.0, 1.0, n) for n in (2, 3, 17, 64, 500)]
+    got = train_statistics(isis)
+    for row, isi in zip(got, isis):
+        z = (np.log(isi) - np.log(50.0)) / 1.5
+        cv = isi.std() / isi.mean()
+        expected = [*np.quantile(z, [0.0, 0.1, 0.5, 0.9, 1.0]), z.mean(), z.std(), np.log1p(cv),
+                    np.clip((cv - 0.15) / 0.01, -3, 3)]
+        np.testing.assert_allclose(row, expected, rtol=1e-6, atol=1e-6)

@@ -60,25 +60,34 @@ def _bucket(n: int) -> int:
     return max(16, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
-def _stats(isis: list[np.ndarray], encoding: int) -> np.ndarray:
+def train_statistics(isis: list[np.ndarray], encoding: int = 2) -> np.ndarray:
     """(B, N_STATS[encoding]) summary statistics of each train's ISIs (ms), vectorised over the batch."""
     raw = np.full((len(isis), max(len(i) for i in isis)), np.nan)
     for b, isi in enumerate(isis):
         raw[b, :len(isi)] = isi
     z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
-    q = np.nanquantile(z, [0.0, 0.1, 0.5, 0.9, 1.0], axis=1).T
+    ordered = np.sort(z, axis=1)  # NaN last
+    last = np.sum(~np.isnan(z), axis=1) - 1
+    rows = np.arange(len(isis))
+    q = []
+    for level in (0.0, 0.1, 0.5, 0.9, 1.0):  # linear interpolation, as np.quantile
+        pos = level * last
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, last)
+        q.append(ordered[rows, lo] + (pos - lo) * (ordered[rows, hi] - ordered[rows, lo]))
     cv = np.nanstd(raw, axis=1) / np.nanmean(raw, axis=1)
-    columns = [q, np.nanmean(z, axis=1), np.nanstd(z, axis=1), np.log1p(cv)]
+    columns = [*q, np.nanmean(z, axis=1), np.nanstd(z, axis=1), np.log1p(cv)]
     if encoding == 2:  # sharp near the rule's threshold, saturated away from it
         columns.append(np.clip((cv - CV_TONIC) / CV_BOUNDARY_SCALE, -3.0, 3.0))
     return np.column_stack(columns).astype(np.float32)
 
 
-def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole=None):
+def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole=None, stats=None):
     """Tokens, mask and summary statistics of spike trains (each ≥ 3 spikes, sorted, ms).
 
     ``whole`` (encoding 2): per train, the whole train it is a window of, whose statistics it gets
-    (default: the train itself). Encoding 1 takes the statistics of the window.
+    (default: the train itself); or ``stats``: those statistics already computed
+    (:func:`train_statistics`). Encoding 1 takes the statistics of the window.
 
     Returns ``(tokens (B, L, 3), mask (B, L), stats (B, N_STATS[encoding]))`` as float32 NumPy
     arrays, L the padded length (``length`` or a power of two covering the longest train's ISIs).
@@ -92,10 +101,10 @@ def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole
     present = ~np.isnan(raw)
     z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
     if encoding == 1:
-        source = [i[:length] for i in isis]
-    else:
+        stats = train_statistics([i[:length] for i in isis], 1)
+    elif stats is None:
         source = isis if whole is None else [np.diff(np.asarray(t, dtype=np.float64)) for t in whole]
-    stats = _stats(source, encoding)
+        stats = train_statistics(source, encoding)
     median = np.nanmedian(z, axis=1)[:, None]
     tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
     tokens[..., 0] = np.where(present, z, 0.0)

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from ._network import CLASSES, FEATURES, DICNet, NetworkConfig, batched, encode_trains
+from ._network import CLASSES, FEATURES, DICNet, NetworkConfig, batched, encode_trains, train_statistics
 
 DIC_SCALE = 10.0  # network outputs are DICs / 10 (the published ranges span ~±20)
 ONE_SIGMA = 0.6827  # probability mass within ±1 std of a normal
@@ -179,12 +179,14 @@ def predict(net: DICNet, trains, std: Standardisation, *, max_isis: int, batch_s
             pieces.append(w)
             owner.append(k)
     owner = np.asarray(owner)
+    encoding = net.config.encoding
+    whole = train_statistics([np.diff(t) for t in trains], encoding) if encoding != 1 else None  # once per train
     order = np.argsort([len(p) for p in pieces], kind="stable")  # similar lengths share a bucket
     outs = [np.zeros((len(pieces), n)) for n in (2, 2, 2, len(FEATURES))]
     for s in range(0, len(pieces), batch_size):
         idx = order[s:s + batch_size]
-        tokens, mask, stats = _pad_batch(*encode_trains([pieces[i] for i in idx], encoding=net.config.encoding,
-                                                        whole=[trains[owner[i]] for i in idx]))
+        tokens, mask, stats = _pad_batch(*encode_trains([pieces[i] for i in idx], encoding=encoding,
+                                                        stats=None if whole is None else whole[owner[idx]]))
         for out, value in zip(outs, _apply(net, tokens, mask, stats)):
             out[idx] = np.asarray(value)[: len(idx)]
     mean, log_std, logits, feats = outs
