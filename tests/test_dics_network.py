@@ -11,7 +11,7 @@ import pytest
 
 from neuromech.dics import DICNet, NetworkConfig, TrainingConfig, WeightsError, infer_dics, load_network, save_network
 from neuromech.dics._network import encode_trains
-from neuromech.dics._training import Examples, Standardisation, augment, calibrate, evaluate, predict, train_network, windows
+from neuromech.dics._training import Examples, Standardisation, augment, evaluate, predict, train_network, windows
 
 SMALL = NetworkConfig(width=16, dilations=(1, 2), heads=2, hidden=32)
 UNIT = Standardisation((0.0,) * 6, (1.0,) * 6)
