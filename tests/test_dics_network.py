@@ -59,12 +59,24 @@ def test_boundary_statistic_resolves_the_pattern_threshold():
         assert (stat > 0) == (str(firing_features(train).pattern) == "bursting")
 
 
-def test_windows_of_a_long_train_get_the_whole_trains_statistics():
+def test_windows_of_a_long_train_get_the_whole_trains_statistics(monkeypatch):
+    # predict reads a long train in windows: every window it encodes must carry the statistics of
+    # the whole train (spied on at the encoder predict calls).
+    import neuromech.dics._training as training
     rng = np.random.default_rng(6)
     train = _train(rng, 300)
     parts = windows(train, 64)
     _, _, whole = encode_trains([train])
-    _, _, per_window = encode_trains(parts, whole=[train] * len(parts))
+    seen = []
+
+    def spy(*args, **kwargs):
+        out = encode_trains(*args, **kwargs)
+        seen.append(out[2])
+        return out
+
+    monkeypatch.setattr(training, "encode_trains", spy)
+    predict(DICNet(SMALL, key=jax.random.PRNGKey(0)), [train], UNIT, max_isis=64)
+    per_window = np.concatenate(seen)
     np.testing.assert_allclose(per_window, np.repeat(whole, len(parts), 0), rtol=1e-6)
     _, _, own = encode_trains(parts[:1], encoding=1)  # encoding 1: the window's own statistics
     assert own.shape == (1, 8) and not np.allclose(own[0], whole[0, :8], rtol=1e-3)

@@ -82,12 +82,12 @@ def train_statistics(isis: list[np.ndarray], encoding: int = 2) -> np.ndarray:
     return np.column_stack(columns).astype(np.float32)
 
 
-def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole=None, stats=None):
+def encode_trains(trains, length: int | None = None, *, encoding: int = 2, stats=None):
     """Tokens, mask and summary statistics of spike trains (each ≥ 3 spikes, sorted, ms).
 
-    ``whole`` (encoding 2): per train, the whole train it is a window of, whose statistics it gets
-    (default: the train itself); or ``stats``: those statistics already computed
-    (:func:`train_statistics`). Encoding 1 takes the statistics of the window.
+    ``stats``: per train, the statistics to pass on (encoding 2: those of the whole train it is a
+    window of, from :func:`train_statistics`); default those of the trains themselves (encoding 1:
+    of the part within ``length``).
 
     Returns ``(tokens (B, L, 3), mask (B, L), stats (B, N_STATS[encoding]))`` as float32 NumPy
     arrays, L the padded length (``length`` or a power of two covering the longest train's ISIs).
@@ -100,11 +100,8 @@ def encode_trains(trains, length: int | None = None, *, encoding: int = 2, whole
         raw[b, : min(len(isi), length)] = isi[:length]
     present = ~np.isnan(raw)
     z = (np.log(np.maximum(raw, 1e-3)) - LOG_ISI_CENTER) / LOG_ISI_SCALE  # NaN where padded
-    if encoding == 1:
-        stats = train_statistics([i[:length] for i in isis], 1)
-    elif stats is None:
-        source = isis if whole is None else [np.diff(np.asarray(t, dtype=np.float64)) for t in whole]
-        stats = train_statistics(source, encoding)
+    if stats is None:
+        stats = train_statistics([i[:length] for i in isis] if encoding == 1 else isis, encoding)
     median = np.nanmedian(z, axis=1)[:, None]
     tokens = np.zeros((len(isis), length, N_TOKEN), np.float32)
     tokens[..., 0] = np.where(present, z, 0.0)

@@ -161,7 +161,8 @@ def _loss(net, batch, std: Standardisation):
 def _batch(examples: Examples, index, rng, config: TrainingConfig, encoding: int):
     """An augmented training batch, padded to the training window."""
     seen, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
-    tokens, mask, stats = encode_trains(seen, config.max_isis, encoding=encoding, whole=recordings)
+    stats = None if encoding == 1 else train_statistics([np.diff(r) for r in recordings], encoding)
+    tokens, mask, stats = encode_trains(seen, config.max_isis, encoding=encoding, stats=stats)
     return (tokens, mask, stats, (examples.dics[index] / DIC_SCALE).astype(np.float32),
             examples.bursting[index], examples.features[index].astype(np.float32))
 
