@@ -60,12 +60,12 @@ def test_horizon_runs_restart_from_the_measured_state(hh_short):
     model = rmm.init_rmm(hh_short, SMALL, seed=0)
     v, i = hh_short.voltage[0], hh_short.current[0]
     v0, x0 = warm_start(model, v, 0)
-    two = horizon_run(model, v, i, v0, x0, 2)
+    two = horizon_run(model, v, i, x0, 2)
     out = rmm.teacher_forced(model, v, i)
     np.testing.assert_array_equal(two[::2], v[::2].astype(two.dtype))
     # float32 states and sums on both paths (filters in float64 here, float32 in the read-out)
     np.testing.assert_allclose(two[1::2], (v + model.dt * out.derivative)[:-1:2], rtol=0, atol=2e-3)
-    whole = horizon_run(model, v, i, v0, x0, len(v))
+    whole = horizon_run(model, v, i, x0, len(v))
     np.testing.assert_allclose(whole, rmm.simulate(model, i, v0, x0=x0), rtol=0, atol=1e-4)
     _, summary, _ = rmm.evaluate(model, hh_short, horizon=50.0)
     assert summary["n_sweeps"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..recordings import Recording
+from ._filters import filter_signal, rest_state
 from ._metrics import SweepMetrics, summarise, sweep_metrics
 from ._model import RMM, DivergenceError, simulate
 
@@ -34,32 +35,27 @@ def warm_start(model: RMM, voltage, n: int):
     value, which may sit on a spike (+40 mV) or at the bottom of a burst's trough.
     Returns (v[n], x[n]).
     """
-    from ._filters import filter_signal, rest_state
-
     seg = np.asarray(voltage[: n + 1], np.float64)
     x = filter_signal(model.bank, seg, x0=np.asarray(rest_state(model.bank, float(np.mean(seg)))))
     return float(voltage[n]), x[-1]
 
 
-def horizon_run(model: RMM, voltage, i_app, v0: float, x0, horizon: int) -> np.ndarray:
+def horizon_run(model: RMM, voltage, i_app, x0, horizon: int) -> np.ndarray:
     """Free runs of ``horizon`` samples, each restarted from the measured voltage and the filter
     states the measured voltage gives there (teacher-forced), concatenated: multi-step-ahead
-    prediction. ``voltage``, ``i_app``: (T,) from the start of the run; ``(v0, x0)`` its first state.
+    prediction. ``voltage``, ``i_app``: (T,) from the start of the run; ``x0`` the filter state at
+    its first sample.
 
     Raises:
         DivergenceError: if one of the runs diverges (sample and time counted from the start).
     """
-    from ._filters import filter_signal
-
     n = len(voltage)
     xs = filter_signal(model.bank, voltage, x0=np.asarray(x0, np.float64))
     starts = np.arange(0, n, horizon)
     pad = (-n) % horizon
     i_seg = np.concatenate([np.asarray(i_app, np.float64), np.zeros(pad)]).reshape(len(starts), horizon)
-    v0s = np.asarray(voltage, np.float64)[starts]
-    v0s[0] = v0
     try:
-        runs = simulate(model, i_seg, v0s, x0=xs[starts])
+        runs = simulate(model, i_seg, np.asarray(voltage, np.float64)[starts], x0=xs[starts])
     except DivergenceError as err:
         sample = int(starts[err.sweep]) + err.sample
         raise DivergenceError(f"the model diverged at t = {sample * model.dt:g} ms, {err.sample * model.dt:g} ms "
@@ -100,7 +96,7 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
                 v_pred = simulate(model, recording.current[s, w:], v0, x0=x0)
             else:
                 steps = max(1, int(round(horizon / recording.dt)))
-                v_pred = horizon_run(model, v_meas, recording.current[s, w:], v0, x0, steps)
+                v_pred = horizon_run(model, v_meas, recording.current[s, w:], x0, steps)
             out.append(sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window))
         except DivergenceError as err:
             v_pred = np.concatenate([err.voltage, np.full(len(v_meas) - len(err.voltage), v_meas[0])])
