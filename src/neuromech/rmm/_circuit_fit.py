@@ -315,9 +315,9 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
             return err + s.continuity * jnp.sum(jnp.where(has, gap, 0.0)) / batch + c.penalty(s.weight_decay) / batch
 
     trainable = run_epochs(trainable, arrays, loss_rows, optimizer, epochs=s.epochs, batch=s.batch_size, key=key,
-                            desc=s.method, progress=progress, history=history["loss"],
-                            extra=s.gamma if s.method == "gtf" else (lambda epoch: 0.0),
-                            after_epoch=check(s.method))
+                           desc=s.method, progress=progress, history=history["loss"],
+                           extra=s.gamma if s.method == "gtf" else (lambda epoch: 0.0),
+                           after_epoch=check(s.method))
     params = best[0][1] if best[0] is not None else get(trainable)
     history["teacher_forcing_s"] = time.perf_counter() - start
 
@@ -337,8 +337,8 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
             return err + c.penalty(s.weight_decay) / (vr.shape[0] * vr.shape[1])
 
         params = run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,
-                             batch=wbatch, key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
-                             history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"))
+                            batch=wbatch, key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
+                            history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"))
     if best[0] is not None:
         params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     history["time_s"] = time.perf_counter() - start

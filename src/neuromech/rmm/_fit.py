@@ -136,7 +136,7 @@ def _select(model, validation, threshold, best, params, epoch, history, warmup=0
 
 
 def run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc, progress, history,
-                extra=lambda epoch: 0.0, after_epoch=None):
+               extra=lambda epoch: 0.0, after_epoch=None):
     """The training loop shared by teacher forcing and rollouts: shuffled mini-batches of the
     rows of ``arrays``, ``loss_rows(params, batch_arrays, extra)`` minimised by ``optimizer``."""
     n = arrays[0].shape[0]
@@ -258,8 +258,8 @@ def fit(
                               settings.warmup)
 
     params = run_epochs(params, arrays, tf_loss, optimizer, epochs=settings.epochs, batch=settings.batch_size,
-                         key=key, desc="teacher forcing", progress=progress, history=history["loss"],
-                         after_epoch=after_tf)
+                        key=key, desc="teacher forcing", progress=progress, history=history["loss"],
+                        after_epoch=after_tf)
     if best[0] is not None:
         params = best[0][1]
     history["teacher_forcing_s"] = time.perf_counter() - start
@@ -283,8 +283,8 @@ def fit(
                                   settings.warmup, "rollout")
 
         params = run_epochs(params, warrays, ro_loss, optax.adam(rate), epochs=rollout.epochs, batch=wbatch,
-                             key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
-                             history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro)
+                            key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
+                            history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro)
     if best[0] is not None:
         params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     model = constrain(params, model, spec)
@@ -388,8 +388,8 @@ def fit_shooting(
                               warmup, "multiple shooting")
 
     params = run_epochs(params, (jnp.arange(n_shots),), loss_rows, optimizer, epochs=settings.epochs, batch=batch,
-                         key=jax.random.PRNGKey(seed + 1), desc="multiple shooting", progress=progress,
-                         history=history["loss"], after_epoch=after_epoch)
+                        key=jax.random.PRNGKey(seed + 1), desc="multiple shooting", progress=progress,
+                        history=history["loss"], after_epoch=after_epoch)
     best = best[0]
     chosen = params[0] if best is None else best[1]
     history["best_epoch"] = None if best is None else best[2]
