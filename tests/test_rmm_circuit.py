@@ -226,7 +226,7 @@ def _bursts(period, phase, duration, n_spikes=5, isi=8.0):
 def test_burst_rhythm_recovers_known_periods_and_phases():
     """Bursts built with known periods and phases: burst_rhythm returns them, and the phase error
     is circular (0.95 against 0.05 of a cycle is 0.1 apart, not 0.9)."""
-    from neuromech.rmm._circuit_validate import burst_rhythm
+    from neuromech.rmm._rhythm import burst_rhythm
 
     t, a = _bursts(200.0, 0.0, 4000.0)
     _, b = _bursts(200.0, 0.5, 4000.0)
@@ -246,3 +246,33 @@ def test_burst_rhythm_recovers_known_periods_and_phases():
     # A tonic train (constant ISI) has no bursts: NaN, not a period.
     flat = burst_rhythm(t, np.stack([_bursts(8.0, 0.0, 4000.0, n_spikes=1)[1]]), np.stack([a]))
     assert np.isnan(flat[0]["period_data"]) and np.isnan(flat[0]["period_error"])
+
+
+def test_single_sweep_metrics_score_the_burst_period():
+    """sweep_metrics of one neuron: the burst period of bursts built 200 ms apart against a model
+    bursting every 220 ms (10 % off); a silent model counts as the worst (1); tonic data and data
+    with fewer than three bursts have no period (NaN), so selection does not score one."""
+    from neuromech.rmm._metrics import sweep_metrics
+
+    t, data = _bursts(200.0, 0.0, 4000.0)
+    _, model = _bursts(220.0, 0.0, 4000.0)
+    m = sweep_metrics(0, t, data, model)
+    assert m.burst_period_data == pytest.approx(200.0, abs=0.1)
+    assert m.burst_period_model == pytest.approx(220.0, abs=0.1)
+    assert m.burst_period_error == pytest.approx(0.1, abs=1e-3)
+    assert m.as_dict()["burst_period_error"] == m.burst_period_error
+    assert sweep_metrics(0, t, data, np.full_like(data, -60.0)).burst_period_error == 1.0
+    tonic = _bursts(8.0, 0.0, 4000.0, n_spikes=1)[1]
+    assert np.isnan(sweep_metrics(0, t, tonic, model).burst_period_error)
+    two = _bursts(200.0, 0.0, 400.0)[1]  # two bursts: one interval is not a rhythm
+    assert np.isnan(sweep_metrics(0, t[:two.size], two, model[:two.size]).burst_period_data)
+
+
+def test_selection_prefers_the_rhythm_when_timing_is_at_chance():
+    """Two bursters with equal voltage, timing and count scores: the one with the data's burst
+    period wins; data without a period leave the score as before."""
+    base = {"n_diverged": 0, "inner_product": 0.1, "coincidence": 0.0, "n_spikes_data": 300,
+            "spike_count_error": 0.05}
+    assert rmm.selection_score({**base, "burst_period_error": 0.02}) > \
+        rmm.selection_score({**base, "burst_period_error": 0.2})
+    assert rmm.selection_score({**base, "burst_period_error": float("nan")}) == rmm.selection_score(base)

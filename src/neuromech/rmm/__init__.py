@@ -53,7 +53,7 @@ from ._circuit_serialise import save_circuit as save_circuit
 from ._circuit_settings import CircuitConfig as CircuitConfig
 from ._circuit_settings import CircuitDescription as CircuitDescription
 from ._circuit_settings import circuit_config_from_dict as circuit_config_from_dict
-from ._circuit_validate import burst_rhythm as burst_rhythm
+from ._rhythm import burst_rhythm as burst_rhythm
 from ._circuit_validate import circuit_selection_score as circuit_selection_score
 from ._circuit_validate import evaluate_circuit as evaluate_circuit
 from ._circuit_validate import predict_circuit as predict_circuit

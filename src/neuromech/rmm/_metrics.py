@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from ..analysis import detect_spikes
+from ._rhythm import burst_periods
 
 
 def voltage_rmse(measured, predicted) -> float:
@@ -72,7 +73,11 @@ def spike_count_error(n_data: int, n_model: int) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class SweepMetrics:
-    """Free-run metrics of one sweep (NaN where they do not apply; ``diverged_at`` ms or None)."""
+    """Free-run metrics of one sweep (NaN where they do not apply; ``diverged_at`` ms or None).
+
+    ``burst_period_data``, ``burst_period_model`` (ms): see :func:`~neuromech.rmm._rhythm.burst_periods`
+    (NaN unless the data burst, with at least three bursts).
+    """
 
     sweep: int
     rmse: float
@@ -82,9 +87,21 @@ class SweepMetrics:
     n_spikes_model: int
     spike_count_error: float
     diverged_at: float | None = None
+    burst_period_data: float = float("nan")
+    burst_period_model: float = float("nan")
+
+    @property
+    def burst_period_error(self) -> float:
+        """|model / data − 1| of the burst period, capped at 1 (a model that does not burst where
+        the data do counts 1); NaN where the data have no burst period."""
+        if not np.isfinite(self.burst_period_data):
+            return float("nan")
+        if not np.isfinite(self.burst_period_model):
+            return 1.0
+        return min(abs(self.burst_period_model / self.burst_period_data - 1.0), 1.0)
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "burst_period_error": self.burst_period_error}
 
 
 def sweep_metrics(sweep: int, t_ms, measured, predicted, *, threshold: float = 0.0, rearm: float | None = None,
@@ -96,13 +113,13 @@ def sweep_metrics(sweep: int, t_ms, measured, predicted, *, threshold: float = 0
     duration = float(t_ms[-1] - t_ms[0]) + float(t_ms[1] - t_ms[0])
     return SweepMetrics(sweep, voltage_rmse(measured, predicted), inner_product_score(measured, predicted),
                         coincidence_factor(ds, ms, duration, window=window), int(ds.size), int(ms.size),
-                        spike_count_error(ds.size, ms.size))
+                        spike_count_error(ds.size, ms.size), None, *burst_periods(ds, ms))
 
 
 def summarise(metrics) -> dict:
     """Means over sweeps (ignoring NaN) and the number of diverged sweeps."""
     out = {"n_sweeps": len(metrics), "n_diverged": sum(m.diverged_at is not None for m in metrics)}
-    for name in ("rmse", "inner_product", "coincidence", "spike_count_error"):
+    for name in ("rmse", "inner_product", "coincidence", "spike_count_error", "burst_period_error"):
         vals = np.array([getattr(m, name) for m in metrics], float)
         out[name] = float(np.nanmean(vals)) if np.any(np.isfinite(vals)) else float("nan")
     out["n_spikes_data"] = int(sum(m.n_spikes_data for m in metrics))

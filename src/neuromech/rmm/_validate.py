@@ -110,12 +110,17 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
 def selection_score(summary: dict) -> float:
     """One number to maximise in model selection: the mean of the inner-product score and, when
     the data spike, the coincidence factor and the spike-count agreement ``1 − min(error, 1)``
-    (relative count error, :func:`~neuromech.rmm.spike_count_error`); −inf if any sweep diverged.
+    (relative count error, :func:`~neuromech.rmm.spike_count_error`), and, when the data burst,
+    the burst-period agreement ``1 − |period error|`` (capped; ``SweepMetrics.burst_period_error``);
+    −inf if any sweep diverged.
 
     Why the count term: where spike *timing* is near chance (a real cell firing slowly from a
     plateau), the coincidence factor is ≈ 0 whether the model fires or not, and the inner product
     (dominated by the subthreshold voltage) then prefers a model that never fires: on real cell A
     a silent model scored 0.44 against 0.41 for one firing 22 spikes where the data fire 14.
+    Why the period term: a burster's spike phase drifts within a second of free run whatever the
+    model (``benchmarks/bench_rmm.py`` measures this ceiling), so its coincidence is ≈ 0 for good
+    and bad fits alike; its rhythm is what tells them apart.
     """
     if summary["n_diverged"]:
         return float("-inf")
@@ -125,4 +130,6 @@ def selection_score(summary: dict) -> float:
     count_error = summary.get("spike_count_error", float("nan"))
     if summary.get("n_spikes_data", 0) > 0 and np.isfinite(count_error):
         parts.append(1.0 - min(count_error, 1.0))
+    if np.isfinite(summary.get("burst_period_error", np.nan)):
+        parts.append(1.0 - summary["burst_period_error"])
     return float(np.mean(parts))
