@@ -31,7 +31,9 @@ class TrainingConfig:
     Attributes:
         epochs, batch_size, learning_rate, weight_decay: the AdamW schedule (warm-up then cosine).
         max_isis: longest window (ISIs) seen in training; longer trains are read in windows.
-        jitter_ms: largest std of the Gaussian jitter added to spike times (ms).
+        jitter_ms: largest std of the Gaussian jitter added to spike times (ms). A jittered copy's
+            std is drawn log-uniformly over the two decades below it, so that nearly clean trains,
+            whose fine ISI structure carries DIC information (regular tonic trains), stay common.
         drop_fraction: largest fraction of spikes deleted at random.
         window_probability: probability of cutting a random contiguous partial window.
         val_fraction, test_fraction: fractions of *targets* held out.
@@ -124,7 +126,7 @@ def augment(train: np.ndarray, rng: np.random.Generator, config: TrainingConfig)
         if keep.sum() >= 3:
             t = t[keep]
     if rng.random() < 0.5 and config.jitter_ms > 0:
-        t = np.sort(t + rng.normal(0.0, rng.uniform(0, config.jitter_ms), len(t)))
+        t = np.sort(t + rng.normal(0.0, config.jitter_ms * 10 ** rng.uniform(-2.0, 0.0), len(t)))
     n = len(t)
     length = min(n, config.max_isis + 1)
     if rng.random() < config.window_probability:
