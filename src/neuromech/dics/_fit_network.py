@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from ._inference import LoadedNetwork
-from ._network import NetworkConfig, widen
+from ._network import NetworkConfig
 from ._training import Examples, TrainingConfig, evaluate, split_by_target, train_network
 
 
@@ -29,8 +29,7 @@ def train_dic_network(
 
     Other arguments:
         config: a :class:`TrainingConfig` (seed, epochs, augmentation, splits).
-        network: architecture for a new network; when fine-tuning, only its input ``encoding``
-            counts (a network of an earlier encoding is widened to it, :func:`widen`).
+        network: architecture for a new network (ignored when fine-tuning).
         init: a trained network to fine-tune (e.g. the STG network for DA, as the published DA
             network adapts the STG one).
         progress: show a progress bar.
@@ -43,7 +42,7 @@ def train_dic_network(
     started = time.perf_counter()
     examples = Examples.from_frame(frame)
     train, val, test = split_by_target(examples, config)
-    net, std, history = train_network(train, val, config, net=None if init is None else widen(init.net, network.encoding),
+    net, std, history = train_network(train, val, config, net=None if init is None else init.net,
                                       network=network, progress=progress)
     conditions = {"clean": (test, 0.0), "jitter_2ms": (test, 2.0)}
     for level in sorted(set(np.unique(test.sigma).tolist())):

@@ -28,9 +28,8 @@ from ..analysis import CV_TONIC, FEATURES
 
 CLASSES = ("tonic", "bursting")
 N_TOKEN = 3
-N_STATS = {1: 8, 2: 9, 3: 10}  # summary statistics per input encoding
+N_STATS = {1: 8, 2: 9}  # summary statistics per input encoding
 CV_BOUNDARY_SCALE = 0.01  # CV units per unit of encoding 2's boundary statistic (see encode_trains)
-LOG_CV_FLOOR = 1e-3  # encoding 3's log10(CV + floor): resolves CVs of 0.001–0.1 (regular tonic trains)
 LOG_ISI_CENTER = np.log(50.0)  # ms: ISIs of the training data span ~2 ms to seconds
 LOG_ISI_SCALE = 1.5
 
@@ -42,17 +41,14 @@ class NetworkConfig:
 
     ``encoding`` 1: eight statistics of the window read; 2: nine statistics of the whole train (a
     long train read in windows gives each window the train's statistics), the ninth saying how far
-    the train's CV(ISI) lies from the tonic/bursting threshold of the firing-pattern rule; 3: a
-    tenth, log10 of the CV, which tells regular tonic trains apart (CVs of 0.001 against 0.05, all
-    ≈ 0 in the other statistics; on noiseless STG tonic trains a nearest-neighbour estimate from
-    the frequency and this CV alone beat encoding 2's network, 3.3 / 2.0 against 4.5 / 2.3 MAE).
+    the train's CV(ISI) lies from the tonic/bursting threshold of the firing-pattern rule.
     """
 
     width: int = 48
     dilations: tuple[int, ...] = (1, 2, 4)
     heads: int = 4
     hidden: int = 128
-    encoding: int = 3
+    encoding: int = 2
 
     def __post_init__(self):
         if self.encoding not in N_STATS:
@@ -64,7 +60,7 @@ def _bucket(n: int) -> int:
     return max(16, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
-def train_statistics(isis: list[np.ndarray], encoding: int = 3) -> np.ndarray:
+def train_statistics(isis: list[np.ndarray], encoding: int = 2) -> np.ndarray:
     """(B, N_STATS[encoding]) summary statistics of each train's ISIs (ms), vectorised over the batch."""
     raw = np.full((len(isis), max(len(i) for i in isis)), np.nan)
     for b, isi in enumerate(isis):
@@ -81,14 +77,12 @@ def train_statistics(isis: list[np.ndarray], encoding: int = 3) -> np.ndarray:
         q.append(ordered[rows, lo] + (pos - lo) * (ordered[rows, hi] - ordered[rows, lo]))
     cv = np.nanstd(raw, axis=1) / np.nanmean(raw, axis=1)
     columns = [*q, np.nanmean(z, axis=1), np.nanstd(z, axis=1), np.log1p(cv)]
-    if encoding >= 2:  # sharp near the rule's threshold, saturated away from it
+    if encoding == 2:  # sharp near the rule's threshold, saturated away from it
         columns.append(np.clip((cv - CV_TONIC) / CV_BOUNDARY_SCALE, -3.0, 3.0))
-    if encoding >= 3:
-        columns.append(np.log10(cv + LOG_CV_FLOOR))
     return np.column_stack(columns).astype(np.float32)
 
 
-def encode_trains(trains, length: int | None = None, *, encoding: int = 3, stats=None):
+def encode_trains(trains, length: int | None = None, *, encoding: int = 2, stats=None):
     """Tokens, mask and summary statistics of spike trains (each ≥ 3 spikes, sorted, ms).
 
     ``stats``: per train, the statistics to pass on (encoding 2: those of the whole train it is a
@@ -191,22 +185,3 @@ class DICNet(eqx.Module):
 def batched(net: DICNet, tokens, mask, stats):
     """Apply ``net`` to a batch (B, L, 3), (B, L), (B, N_STATS)."""
     return jax.vmap(net)(tokens, mask, stats)
-
-
-def widen(net: DICNet, encoding: int) -> DICNet:
-    """``net`` reading a later input ``encoding``: the statistics it adds enter with zero weights,
-    so the widened network predicts exactly what ``net`` did until training uses them. Encodings
-    only ever append statistics, which is what makes this exact (a test checks it)."""
-    old = net.config.encoding
-    if encoding == old:
-        return net
-    if encoding < old:
-        raise ValueError(f"cannot narrow a network from input encoding {old} to {encoding}")
-    fresh = DICNet(dataclasses.replace(net.config, encoding=encoding), key=jax.random.PRNGKey(0))
-    new, static = eqx.partition(fresh, eqx.is_array)
-
-    def carry(o, n):  # the trunk's first layer gains columns for the added statistics; all else is copied
-        return o if o.shape == n.shape else jnp.concatenate([o, jnp.zeros((o.shape[0], n.shape[1] - o.shape[1]), o.dtype)], 1)
-
-    leaves = [carry(o, n) for o, n in zip(jax.tree.leaves(eqx.filter(net, eqx.is_array)), jax.tree.leaves(new))]
-    return eqx.combine(jax.tree.unflatten(jax.tree.structure(new), leaves), static)

@@ -32,8 +32,8 @@ class TrainingConfig:
         epochs, batch_size, learning_rate, weight_decay: the AdamW schedule (warm-up then cosine).
         max_isis: longest window (ISIs) seen in training; longer trains are read in windows.
         jitter_ms: largest std of the Gaussian jitter added to spike times (ms). A jittered copy's
-            std is drawn log-uniformly over the two decades below it, so that nearly clean trains,
-            whose fine ISI structure carries DIC information (regular tonic trains), stay common.
+            std is drawn log-uniformly over the two decades below it (not uniformly), so that the
+            network also sees trains whose timing is nearly exact, as recorded spikes' mostly is.
         drop_fraction: largest fraction of spikes deleted at random.
         window_probability: probability of cutting a random contiguous partial window.
         val_fraction, test_fraction: fractions of *targets* held out.
