@@ -5,6 +5,7 @@ input gives exit status 2 with one clear ``neuromech: error:`` line and no outpu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,3 +108,15 @@ def test_bad_sweep_selection_and_model_dir(files, fitted, capsys):
     assert main(["predict", str(files), str(files / "hh.npz"), "--out", str(files / "p.csv")]) == 2
     assert "not a saved RMM" in _error(capsys)
     assert not (files / "p.csv").exists()
+
+
+def test_bundled_burster_config_reads():
+    # The example config for bursting neurons must stay valid as the settings evolve.
+    import tomllib
+
+    from neuromech.rmm import config_from_dict
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "rmm_burster.toml"
+    config = config_from_dict(tomllib.loads(path.read_text()))
+    assert config.model.preset == "stg" and config.training.rollout.length == 200
+    assert config.training.rollout.gamma(1) == 0.2 and config.training.rollout.gamma(20) == 0.0
