@@ -20,6 +20,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
+       [--rollout LENGTH,EPOCHS,GAMMA]
 """
 
 from __future__ import annotations
@@ -192,7 +193,9 @@ def _fit_and_report(label, kind, args, seed, channels):
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
     c0 = rmm.init_circuit(train, channels(model))
-    settings = rmm.CircuitTrainingSettings(epochs=args.epochs)
+    length, epochs, gamma = args.rollout.split(",")
+    settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rmm.RolloutSettings(
+        length=int(length), epochs=int(epochs), gamma_start=float(gamma)))
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
@@ -282,6 +285,10 @@ def main():
     p.add_argument("--n-filters", type=int, default=24)
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")
+    p.add_argument("--rollout", default="40,4,0", metavar="LENGTH,EPOCHS,GAMMA",
+                   help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
+                        "(default 40,4,0, fit's; single STG neurons burst with spikes with 200,20,0.2: "
+                        "examples/rmm_burster.toml)")
     args = p.parse_args()
     parts = args.only.split(",")
     if "latency" in parts:

@@ -142,8 +142,8 @@ def _ceiling(name: str, test, error: float = 0.01, copies: int = 4) -> dict:
     the same initial state. Returns the median coincidence (±2 ms) over the first ``HORIZON`` ms
     after the warm-up and over the whole scored window.
 
-    Measured 2026-12-01 on the benchmark's test windows: STG 0.55 over 0.5 s and 0.29 over 10 s,
-    HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm², τ 20 ms),
+    Measured 2026-12-01 on the benchmark's test windows: STG 0.43 over 0.5 s and 0.02 over 10 s
+    (bench run of the evening), HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm², τ 20 ms),
     1 % errors kept a median of 0.48 over 2 s and 0.22 over 2–4 s (−0.01 at drive std 3: a
     stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. Like any oscillator that the input barely entrains, the burster's spike phase drifts
     freely: no model short of exact keeps ±2 ms timing over a 10 s free run, so the burst period
