@@ -2,8 +2,9 @@
 
 1. Synthetic HH and STG neurons (neuromech.recordings.synthetic_recording): an Ornstein–Uhlenbeck
    current, 10 kHz sampling, measurement noise; 60 s to train, 10 s to select the model
-   (validation), 10 s held out (test). Training is rmm.fit's default: weighted teacher forcing,
-   then short closed-loop rollouts (rmm._rollout), the model chosen by free-run validation score.
+   (validation), 10 s held out (test). Training is rmm.fit's: weighted teacher forcing, then
+   closed-loop rollouts (rmm._rollout; 4 ms x 4 epochs for HH, the default; 20 ms x 20 epochs for
+   the STG burster, as examples/rmm_burster.toml), the model chosen by free-run validation score.
    Reports the wall time of teacher forcing and of the whole fit, the held-out free-run voltage
    RMSE, inner-product score, spike coincidence factor (±2 ms) and spike counts, the STG burst
    period, the learned capacitance, and the correlation of the learned conductance-based currents
@@ -142,11 +143,11 @@ def _ceiling(name: str, test, error: float = 0.01, copies: int = 4) -> dict:
     the same initial state. Returns the median coincidence (±2 ms) over the first ``HORIZON`` ms
     after the warm-up and over the whole scored window.
 
-    Measured 2026-12-01 on the benchmark's test windows: STG 0.43 over 0.5 s and 0.02 over 10 s
-    (bench run of the evening), HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm², τ 20 ms),
-    1 % errors kept a median of 0.48 over 2 s and 0.22 over 2–4 s (−0.01 at drive std 3: a
-    stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. Like any oscillator that the input barely entrains, the burster's spike phase drifts
-    freely: no model short of exact keeps ±2 ms timing over a 10 s free run, so the burst period
+    Measured 2026-12-01 (evening) on the benchmark's test windows: STG 0.43 over 0.5 s and 0.02
+    over 10 s, HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm²,
+    τ 20 ms), 1 % errors kept a median of 0.48 over 2 s and 0.22 over 2–4 s (−0.01 at drive std 3:
+    a stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. Like any
+    oscillator that the input barely entrains, the burster's spike phase drifts freely: no model short of exact keeps ±2 ms timing over a 10 s free run, so the burst period
     (and short-horizon timing) is what can be asked of a fitted one.
     """
     from neuromech.cbm import Sampled, get_model, simulate
