@@ -42,7 +42,7 @@ def circuit_selection_score(summary: dict) -> float:
     if np.isfinite(summary["coincidence"]):
         parts.append(summary["coincidence"])
     if np.isfinite(summary.get("burst_period_error", np.nan)):
-        parts.append(1.0 - min(abs(summary["burst_period_error"]), 1.0))
+        parts.append(1.0 - summary["burst_period_error"])
     if np.isfinite(summary.get("burst_phase_error", np.nan)):
         parts.append(1.0 - 2.0 * summary["burst_phase_error"])
     return float(np.mean(parts))
@@ -116,8 +116,8 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
         "rhythm"}}, "synapses": {name: {"correlation_free_run", "rmse_free_run",
         "correlation_readout", "rmse_readout"}}`` (nA; only synapses whose true current the
         recording carries), ``"summary"``: means over neurons of the neurons' summaries, the
-        number of diverged sweeps, ``burst_period_error`` (mean over bursting neurons of
-        |period error|) and ``burst_phase_error`` (cycles; mean over bursting neurons other than
+        number of diverged sweeps, ``burst_period_error`` (mean over bursting neurons of their
+        ``SweepMetrics.burst_period_error``) and ``burst_phase_error`` (cycles; mean over bursting neurons other than
         the reference channel)}. ``rhythm``: :func:`burst_rhythm`'s figures, means over the
         sweeps that did not diverge. ``predictions``: per recording, ``(v, i_syn)`` as
         :func:`predict_circuit` returns them.
@@ -192,13 +192,13 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
                                   rmse_readout=float(np.sqrt(np.mean((truth - ro) ** 2))))
     summary = {key: float(np.nanmean([n["summary"][key] for n in neurons.values()]))
                if any(np.isfinite(n["summary"][key]) for n in neurons.values()) else float("nan")
-               for key in ("rmse", "inner_product", "coincidence", "spike_count_error")}
+               for key in ("rmse", "inner_product", "coincidence", "spike_count_error", "burst_period_error")}
     summary["n_sweeps"] = sum(rec.n_sweeps for rec in recs)
     summary["n_diverged"] = max(n["summary"]["n_diverged"] for n in neurons.values())
-    # Where the data burst and the free run does not, the rhythm is as wrong as it can be scored:
-    # a period error of 100 % and a phase half a cycle off (not NaN, which would drop the neuron).
-    for key, worst, name in (("period", 1.0, "burst_period_error"), ("phase", 0.5, "burst_phase_error")):
-        vals = [min(abs(r[f"{key}_error"]), worst) if np.isfinite(r[f"{key}_error"]) else worst
-                for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get(f"{key}_data", np.nan))]
-        summary[name] = float(np.mean(vals)) if vals else float("nan")
+    # The period error is each neuron's own (SweepMetrics.burst_period_error: capped at 1, and 1
+    # where the data burst and the free run does not); the phase is scored alike, half a cycle
+    # off where the free run does not burst (not NaN, which would drop the neuron).
+    phases = [min(r["phase_error"], 0.5) if np.isfinite(r["phase_error"]) else 0.5
+              for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get("phase_data", np.nan))]
+    summary["burst_phase_error"] = float(np.mean(phases)) if phases else float("nan")
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions

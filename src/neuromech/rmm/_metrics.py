@@ -111,9 +111,11 @@ def sweep_metrics(sweep: int, t_ms, measured, predicted, *, threshold: float = 0
     ds = detect_spikes(t_ms, measured, threshold=threshold, rearm=rearm)
     ms = detect_spikes(t_ms, predicted, threshold=threshold, rearm=rearm)
     duration = float(t_ms[-1] - t_ms[0]) + float(t_ms[1] - t_ms[0])
+    period_data, period_model = burst_periods(ds, ms)
     return SweepMetrics(sweep, voltage_rmse(measured, predicted), inner_product_score(measured, predicted),
                         coincidence_factor(ds, ms, duration, window=window), int(ds.size), int(ms.size),
-                        spike_count_error(ds.size, ms.size), None, *burst_periods(ds, ms))
+                        spike_count_error(ds.size, ms.size), burst_period_data=period_data,
+                        burst_period_model=period_model)
 
 
 def summarise(metrics) -> dict:
