@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -73,6 +76,26 @@ def test_other_settings_in_the_same_folder_are_refused(data):
     out = data[0]
     with pytest.raises(JobMismatchError, match="seed 3 → 4"):
         generate_training_data(out, TrainingDataSettings(**{**SETTINGS.__dict__, "seed": 4}), progress=False)
+
+
+def test_a_set_grows_when_asked_for_more_targets(data, tmp_path):
+    out, frame = data[0], data[3]
+    # A folder holding only the first chunk, as a run with 2 targets leaves it (chunks are pure
+    # functions of their targets, so the fixture's first part is that run's part).
+    grown = tmp_path / "grown"
+    fewer = dataclasses.replace(SETTINGS, n_targets=2)
+    generate_training_data(grown, fewer, progress=False, max_chunks=0)
+    (grown / "part-00000.parquet").write_bytes((out / "part-00000.parquet").read_bytes())
+    summary = generate_training_data(grown, SETTINGS, progress=False)
+    assert (summary.resumed, summary.n_chunks, summary.n_trains) == (1, 2, 9)
+    # The grown set is the set made in one go, to the byte.
+    assert (grown / "part-00001.parquet").read_bytes() == (out / "part-00001.parquet").read_bytes()
+    assert json.loads((grown / "manifest.json").read_text())["n_targets"] == 3
+    generate_training_data(grown, fewer, progress=False)  # asking for fewer keeps them all
+    assert json.loads((grown / "manifest.json").read_text())["n_targets"] == 3
+    # 3 targets in chunks of 2 leave a partial last part, which cannot grow in place.
+    with pytest.raises(JobMismatchError, match="not a whole number of chunks of 2"):
+        generate_training_data(grown, dataclasses.replace(SETTINGS, n_targets=5), progress=False)
 
 
 @pytest.mark.parametrize("bad, match", [

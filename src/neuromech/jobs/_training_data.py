@@ -2,7 +2,8 @@
 
 Layout of a data set (a folder)::
 
-    DATA/manifest.json          the settings and their digest; a rerun must match them
+    DATA/manifest.json          the settings and their digest; a rerun must match them, except
+                                that asking for more targets grows the set
     DATA/part-00000.parquet     one part per chunk of targets, written atomically when it completes
     DATA/.lock                  held while a run writes (POSIX flock)
 
@@ -217,7 +218,8 @@ def generate_training_data(
     protocol (STG 6 s, DA 12 s, first 3 s dropped) with noisy current σ cycled over the members, and
     each model's spike train is stored with its achieved DICs (recomputed, not the target), V_th,
     conductances, firing pattern and features (SCIENCE.md §1.4). Parts are written atomically as they
-    complete; a rerun with the same settings resumes; a cluster is used when ``scheduler`` is given.
+    complete; a rerun with the same settings resumes, one with a larger ``n_targets`` grows the set
+    (its first targets are those already made); a cluster is used when ``scheduler`` is given.
 
     Main arguments:
         out: the data-set folder (created).
@@ -250,15 +252,25 @@ def generate_training_data(
     manifest = {"job": "neuromech-training-data", **dataclasses.asdict(settings),
                 "model_sha256": tree_digest(get_model(settings.model))}
     manifest = {k: list(v) if isinstance(v, tuple) else v for k, v in manifest.items()}
-    digest = job_digest(manifest)
+    # The targets are drawn as a prefix-stable sequence and every chunk is a pure function of its
+    # own targets, so a data set grows by asking for more targets: n_targets is left out of the
+    # fingerprint, and the parts already written are the first parts of the larger set.
+    fixed = lambda m: {k: v for k, v in m.items() if k not in ("digest", "n_targets")}  # noqa: E731
+    digest = job_digest(fixed(manifest))
     with _exclusive(out / ".lock", out):
         old = read_manifest(out / "manifest.json")
-        if old is not None and old.get("digest") != digest:
+        if old is not None and fixed(old) != fixed(manifest):
             raise JobMismatchError(
-                f"{out} holds training data made with other settings ({describe_differences(old, manifest | {'digest': old.get('digest')})}); "
+                f"{out} holds training data made with other settings ({describe_differences(fixed(old), fixed(manifest))}); "
                 "use another folder or delete it"
             )
-        write_manifest(out / "manifest.json", {**manifest, "digest": digest})
+        have = int(old["n_targets"]) if old is not None else 0
+        if settings.n_targets > have and have % settings.chunk_targets:
+            raise JobMismatchError(
+                f"{out} holds {have} targets, not a whole number of chunks of {settings.chunk_targets}, so its "
+                f"last part cannot grow to {settings.n_targets} targets; put the new targets in another folder "
+                "(same settings, another --seed) and train on both")
+        write_manifest(out / "manifest.json", {**manifest, "n_targets": max(have, settings.n_targets), "digest": digest})
         part = lambda i: out / f"part-{i:05d}.parquet"  # noqa: E731
         done = [i for i in range(settings.n_chunks) if part(i).exists()]
         pending = [i for i in range(settings.n_chunks) if not part(i).exists()][:max_chunks]
