@@ -20,7 +20,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA]
+       [--rollout LENGTH,EPOCHS,GAMMA] [--holding LEVELS] [--holding-ms 1500]
 """
 
 from __future__ import annotations
@@ -186,9 +186,11 @@ def _split(rec, train_s):
 
 def _fit_and_report(label, kind, args, seed, channels):
     t0 = time.perf_counter()
-    rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0))
+    holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
+    rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
+                                holding=holding, holding_ms=args.holding_ms)
     print(f"  generated {args.train_s + 7:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
-          f"(drive std {args.drive_std} nA)")
+          f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms)")
     train, val, test = _split(rec, args.train_s)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
@@ -283,6 +285,9 @@ def main():
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--drive-std", type=float, default=0.1, help="HCO/driven injected noise std (µA/cm² = nA)")
     p.add_argument("--n-filters", type=int, default=24)
+    p.add_argument("--holding", default="", metavar="LEVELS",
+                   help="HCO/driven: holding currents (nA, comma-separated) each cell draws per block, e.g. -3,0,0")
+    p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")
     p.add_argument("--rollout", default="40,4,0", metavar="LENGTH,EPOCHS,GAMMA",

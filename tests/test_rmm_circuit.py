@@ -152,6 +152,24 @@ def test_hco_integrator_matches_solve_ivp():
     assert err[0.0125] < err[0.025] / 2, err
 
 
+def test_holding_levels_are_blocks_added_to_the_drive():
+    """Holding currents: per cell, a level of the given set held for each block, on top of the
+    same noisy drive as without them (the drive's random stream is untouched)."""
+    kw = dict(duration=300.0, transient=100.0, seed=5, drive=(0.0, 0.1, 20.0))
+    plain = rmm.synthetic_circuit("hco", **kw)
+    held = rmm.synthetic_circuit("hco", holding=(-2.0, 0.0, 0.5), holding_ms=50.0, **kw)
+    levels = np.round(np.stack([held[c].current[0] - plain[c].current[0] for c in ("A", "B")]), 6)  # nA
+    # float32 recordings of currents near 0.1 nA: equal to the levels to 1e-6 nA.
+    assert set(np.unique(levels)) <= {-2.0, 0.0, 0.5}
+    # Blocks of 50 ms (500 samples) counted from the start of the transient (1000 samples): the
+    # level changes only on block boundaries, and the two cells are drawn apart.
+    changes = np.flatnonzero(np.any(np.diff(levels, axis=1) != 0, axis=0)) + 1
+    assert np.all((changes + 1000) % 500 == 0), changes
+    assert not np.array_equal(levels[0], levels[1])
+    with pytest.raises(ValueError, match="holding_ms must be > 0"):
+        rmm.synthetic_circuit("hco", holding=(-1.0,), holding_ms=0.0, **kw)
+
+
 def test_warm_start_is_causal_filtering(driven):
     """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples."""
     teacher, _, test = driven

@@ -172,6 +172,8 @@ def synthetic_circuit(
     *,
     g_syn: float | None = None,
     drive: tuple[float, float, float] = (0.0, 0.1, 20.0),
+    holding: Sequence[float] = (),
+    holding_ms: float = 2000.0,
     noise: float = 0.2,
     dt: float = 0.1,
     area: float = 1e-3,
@@ -192,6 +194,11 @@ def synthetic_circuit(
         g_syn: synaptic conductance (mS/cm²); default 0.3 (hco) or 0.5 (driven) — strong enough to
             lock the HCO in anti-phase, weak enough to leave each cell bursting.
         drive: each cell's Ornstein–Uhlenbeck current (mean, std µA/cm², correlation time ms).
+        holding: holding-current levels (µA/cm²) added to the drive: each cell independently holds
+            a level drawn from these for every ``holding_ms`` block (empty: none). Hyperpolarising
+            one cell for a while silences its synapses, so that its partner's own dynamics and the
+            inhibition it receives are seen apart — in a half-centre oscillator they are otherwise
+            locked together, and a synaptic current cannot be told from a slow intrinsic one.
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).
@@ -222,6 +229,12 @@ def synthetic_circuit(
     rng = np.random.default_rng(seed)
     n = int(round((duration + transient) / dt)) + 1
     i_inj = np.stack([_ou(rng, n, *drive, dt) for _ in names])
+    if len(holding):
+        if not holding_ms > 0:
+            raise ValueError(f"holding_ms must be > 0 ms, got {holding_ms}")
+        blocks = -(-n // int(round(holding_ms / dt)))
+        levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), blocks))
+        i_inj = i_inj + np.repeat(levels, int(round(holding_ms / dt)), axis=1)[:, :n]
     v, i_syn, _, _ = simulate_circuit(model, conductances, synapses, names, i_inj, dt_out=dt)
     skip, count = int(round(transient / dt)), int(round(duration / dt))
     v, i_syn, i_inj = v[:, skip:skip + count], i_syn[:, skip:skip + count], i_inj[:, skip:skip + count]
