@@ -20,7 +20,7 @@ HELP = "simulate spike trains with known DICs (training data for the network)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, choices=["stg", "da"], help="the neuron model")
-    parser.add_argument("--targets", type=int, required=True, help="number of (g_s, g_u) targets")
+    parser.add_argument("--targets", type=int, required=True, help="number of (g_s, g_u) targets; rerun with more to grow a set")
     parser.add_argument("--models-per-target", type=int, default=16, help="models per target (default 16)")
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 3.0, 5.0],
                         help="noise levels σ (µA/cm²) cycled over members (default 0 3 5)")
