@@ -17,8 +17,10 @@
    training time.
 5. A driven STG neuron (graded inhibition from a recorded, exogenous presynaptic neuron), fitted
    and scored as the HCO (phase: in the presynaptic neuron's cycle).
+6. (``--only ident``, not in the default run) Identifiability of the HCO's synapses under teacher
+   forcing: fits from three synapse starting sizes, against the synapses' form fitted to the truth.
 
-Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven]
+Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
        [--rollout LENGTH,EPOCHS,GAMMA] [--holding LEVELS] [--holding-ms 1500]
 """
@@ -277,6 +279,66 @@ def driven(args):
     _fit_and_report("driven neuron (defaults)", "driven", args, 2, channels)
 
 
+def identifiability(args):
+    """Is the HCO's synaptic current identified by teacher forcing? On the HCO data (C fixed at
+    the true 1 nF, holding blocks as given), teacher forcing alone for ``--epochs`` from synapses
+    started at three sizes (SynapseSettings.init_scale), and the synapses' own form fitted to the
+    true currents directly (how well it can hold them): final training loss and read-out
+    correlation with the truth on the held-out window."""
+    import jax
+    import optax
+    from neuromech.rmm._circuit import synaptic_currents
+    from neuromech.rmm._circuit_fit import _sweeps
+    from neuromech.rmm._params import constrain, unconstrain
+
+    holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
+    rec = rmm.synthetic_circuit("hco", (args.train_s + 7) * 1000.0, seed=1, drive=(0.0, args.drive_std, 20.0),
+                                holding=holding, holding_ms=args.holding_ms)
+    train, _, test = _split(rec, args.train_s)
+    model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg", capacitance=1.0)
+
+    def readout(c):
+        ro = rmm.circuit_readout(c, test)
+        return ", ".join(f"{s.name} {np.corrcoef(ro[s.name][0], test[c.names[s.post]].truth[s.name][0])[0, 1]:.2f}"
+                         for s in c.synapses)
+
+    print(f"  {args.train_s:g} s of training data, holding {list(holding)} nA, C fixed at 1 nF, "
+          f"{args.epochs} epochs of teacher forcing")
+    for scale in (0.1, 1.0, 3.0):
+        syn = dict(init_scale=scale)
+        settings = rmm.CircuitSettings(("A", "B"), model=model, synapses=(rmm.SynapseSettings("A", "B", **syn),
+                                                                          rmm.SynapseSettings("B", "A", **syn)))
+        c, h = rmm.fit_circuit(rmm.init_circuit(train, settings), train, settings=rmm.CircuitTrainingSettings(
+            epochs=args.epochs, rollout=None), progress=False)
+        print(f"  synapses started at {scale:g} × C·std(dv/dt): loss {h['loss'][-1]:.3f}, read-out correlation "
+              f"{readout(c)} ({h['time_s']:.0f} s, load {os.getloadavg()[0]:.1f})")
+    # The synapses' form fitted straight to the true currents (Adam, 3000 steps on every 3rd sample).
+    c0 = rmm.init_circuit(train, rmm.CircuitSettings(("A", "B"), model=model, synapses=(
+        rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A"))))
+    v, _, _, ss = next(iter(_sweeps(c0, train)))
+    truth = np.stack([train[c0.names[s.post]].truth[s.name][0] for s in c0.synapses], 1)[::3]
+    spec = c0.spec()
+    V, S = jnp.asarray(v[::3]), tuple(jnp.asarray(x[::3]) for x in ss)
+
+    def loss(p):
+        c = constrain(p, c0, spec)
+        return jnp.mean((jax.vmap(lambda vv, s: synaptic_currents(c, vv, s))(V, S) - truth) ** 2)
+
+    opt = optax.adam(1e-2)
+    params = unconstrain(c0, spec)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(p, st):
+        g = jax.grad(loss)(p)
+        u, st = opt.update(g, st, p)
+        return optax.apply_updates(p, u), st
+
+    for _ in range(3000):
+        params, state = step(params, state)
+    print(f"  the synapses' form fitted to the true currents: read-out correlation {readout(constrain(params, c0, spec))}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--only", default="latency,rls,hco,methods,driven")
@@ -311,6 +373,9 @@ def main():
     if "driven" in parts:
         print("5. driven STG neuron (graded synapse from a recorded presynaptic neuron)")
         driven(args)
+    if "ident" in parts:
+        print("6. is the HCO's synaptic current identified by teacher forcing?")
+        identifiability(args)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,18 @@ def test_unknown_neuron_and_exogenous_target_are_errors():
         rmm.CircuitSettings(("A", "B"), synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("A", "B")))
 
 
+def test_synapse_init_scale_sets_the_starting_current(driven):
+    _, train, _ = driven
+    g = {}
+    for scale in (0.1, 1.0):
+        settings = rmm.CircuitSettings(("B",), exogenous=("A",),
+                                       synapses=(rmm.SynapseSettings("A", "B", init_scale=scale),))
+        g[scale] = float(rmm.init_circuit(train, settings).synapses[0].current.g[0])
+    assert g[1.0] == pytest.approx(10 * g[0.1], rel=1e-5)  # float32 conductances
+    with pytest.raises(ValueError, match="init_scale must be > 0"):
+        rmm.SynapseSettings("A", "B", init_scale=0.0)
+
+
 def test_missing_channels_and_channel_counts_are_errors(driven):
     _, train, _ = driven
     only_b = CircuitRecording({"B": train["B"]})

@@ -25,6 +25,8 @@ class SynapseSettings:
         filters: the presynaptic filter bank (ms).
         hidden: hidden layers of the gate (or lumped) network.
         reversal: E_syn (mV), prior mean; reversal_std: prior std (mV), 0 keeps it fixed.
+        init_scale: the starting size of the synaptic current, as a fraction of the postsynaptic
+            capacitive current's std (C·dv/dt); intrinsic currents start at 1.
     """
 
     pre: str
@@ -34,8 +36,11 @@ class SynapseSettings:
     hidden: tuple[int, ...] = (8,)
     reversal: float = -80.0
     reversal_std: float = 0.0
+    init_scale: float = 0.1
 
     def __post_init__(self):
+        if not self.init_scale > 0:
+            raise ValueError(f"synapse {self.pre}->{self.post}: init_scale must be > 0, got {self.init_scale}")
         if self.kind not in ("conductance", "lumped"):
             raise ValueError(f"synapse {self.pre}->{self.post}: kind must be 'conductance' or 'lumped', got {self.kind!r}")
         if self.pre == self.post:
@@ -145,7 +150,8 @@ def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
     """An untrained circuit RMM for the training data ``train`` (a CircuitRecording or a list).
 
     Each modelled neuron is initialised by :func:`init_rmm` on its own channel; synapses start at
-    a current a tenth of the postsynaptic capacitive current's size, with gate input scalings from
+    a current a tenth (``SynapseSettings.init_scale``) of the postsynaptic capacitive current's
+    size, with gate input scalings from
     the presynaptic filter states; gap junctions at 1 % of the neuron's capacitance per ms.
 
     Raises:
@@ -166,7 +172,7 @@ def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
         v_pre = [v for r in recs for v in r[ss.pre].voltage]
         v_post = [v for r in recs for v in r[ss.post].voltage]
         dvdt = np.concatenate([np.diff(v) for v in v_post]) / dt
-        scale = 0.1 * float(neurons[post].capacitance) * float(np.std(dvdt))
+        scale = ss.init_scale * float(neurons[post].capacitance) * float(np.std(dvdt))
         synapses.append(_synapse(ss, channels.index(ss.pre), post, dt, v_pre, v_post, scale,
                                  jax.random.fold_in(key, 1000 + k)))
     dtype = jnp.asarray(1.0).dtype
