@@ -197,8 +197,8 @@ def synthetic_circuit(
         holding: holding-current levels (µA/cm²) added to the drive: each cell independently holds
             a level drawn from these for every ``holding_ms`` block (empty: none). Hyperpolarising
             one cell for a while silences its synapses, so that its partner's own dynamics and the
-            inhibition it receives are seen apart — in a half-centre oscillator they are otherwise
-            locked together, and a synaptic current cannot be told from a slow intrinsic one.
+            inhibition it receives are seen apart; in a free half-centre oscillator they are
+            locked together.
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).

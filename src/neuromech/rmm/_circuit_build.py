@@ -151,8 +151,8 @@ def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
 
     Each modelled neuron is initialised by :func:`init_rmm` on its own channel; synapses start at
     a current a tenth (``SynapseSettings.init_scale``) of the postsynaptic capacitive current's
-    size, with gate input scalings from
-    the presynaptic filter states; gap junctions at 1 % of the neuron's capacitance per ms.
+    size, with gate input scalings from the presynaptic filter states; gap junctions at 1 % of the
+    neuron's capacitance per ms.
 
     Raises:
         ValueError: for data missing a channel the settings name (see :func:`check_channels`).
