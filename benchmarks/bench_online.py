@@ -7,8 +7,9 @@
 2. RLS tracking: the simulated neuron is an RMM whose K conductance steps to 0.7× at t = 5 s
    (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
 3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):
-   fit_circuit's defaults (weighted, centred teacher forcing, then short closed-loop rollouts,
-   selected on a 3 s free-run validation window); free run on 4 s of held-out data after a 1 s
+   weighted, centred teacher forcing, then the burster's closed-loop rollouts (20 ms windows for 20
+   epochs, γ 0.2 → 0, as examples/rmm_burster.toml; ``--rollout 40,4,0`` gives fit_circuit's
+   defaults), selected on a 3 s free-run validation window; free run on 4 s of held-out data after a 1 s
    warm-up: burst period and phase error per neuron (target within 10 %), correlation of the
    synaptic currents with the truth (target ≥ 0.9), voltage RMSE, training time.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
@@ -210,12 +211,12 @@ def _fit_and_report(label, kind, args, seed, channels):
 
 def hco(args):
     """Two STG neurons with reciprocal graded inhibition, each driven by its own noisy current:
-    fit_circuit's defaults (weighted, centred teacher forcing, then rollouts; selected on a 3 s
-    free-run validation window), scored on a held-out 4 s free run."""
+    teacher forcing, then ``--rollout`` closed-loop windows (selected on a 3 s free-run validation
+    window), scored on a held-out 4 s free run."""
     def channels(model):
         return rmm.CircuitSettings(("A", "B"), model=model,
                                    synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
-    _fit_and_report("HCO (defaults)", "hco", args, 1, channels)
+    _fit_and_report("HCO", "hco", args, 1, channels)
 
 
 def methods(args):
@@ -276,7 +277,7 @@ def driven(args):
     def channels(model):
         return rmm.CircuitSettings(("post",), exogenous=("pre",), model=model,
                                    synapses=(rmm.SynapseSettings("pre", "post"),))
-    _fit_and_report("driven neuron (defaults)", "driven", args, 2, channels)
+    _fit_and_report("driven neuron", "driven", args, 2, channels)
 
 
 def identifiability(args):
@@ -352,10 +353,10 @@ def main():
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")
-    p.add_argument("--rollout", default="40,4,0", metavar="LENGTH,EPOCHS,GAMMA",
+    p.add_argument("--rollout", default="200,20,0.2", metavar="LENGTH,EPOCHS,GAMMA",
                    help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
-                        "(default 40,4,0, fit's; single STG neurons burst with spikes with 200,20,0.2: "
-                        "examples/rmm_burster.toml)")
+                        "(default 200,20,0.2, the STG burster's: examples/rmm_burster.toml; 40,4,0 is "
+                        "fit_circuit's default)")
     args = p.parse_args()
     parts = args.only.split(",")
     if "latency" in parts:
