@@ -296,6 +296,10 @@ def test_single_sweep_metrics_score_the_burst_period():
     assert np.isnan(sweep_metrics(0, t, tonic, model).burst_period_error)
     two = _bursts(200.0, 0.0, 400.0)[1]  # two bursts: one interval is not a rhythm
     assert np.isnan(sweep_metrics(0, t[:two.size], two, model[:two.size]).burst_period_data)
+    # A diverged free run scores the worst everywhere, the burst period included.
+    worst = m.diverged(1234.0)
+    assert (worst.rmse, worst.inner_product, worst.coincidence, worst.diverged_at) == (np.inf, -1.0, 0.0, 1234.0)
+    assert worst.burst_period_data == m.burst_period_data and worst.burst_period_error == 1.0
 
 
 def test_selection_prefers_the_rhythm_when_timing_is_at_chance():

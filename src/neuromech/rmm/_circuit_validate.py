@@ -19,7 +19,7 @@ import numpy as np
 
 from ._circuit import Circuit, simulate_circuit
 from ._circuit_fit import circuit_readout, circuit_warm_start
-from ._metrics import SweepMetrics, summarise, sweep_metrics
+from ._metrics import summarise, sweep_metrics
 from ._model import DivergenceError
 from ._rhythm import burst_rhythm
 
@@ -145,10 +145,7 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
             for s in range(rec.n_sweeps):
                 m = sweep_metrics(rec[name].sweeps[s], t, measured[s, w:], v[s, i, w:], threshold=threshold,
                                   window=window)
-                if diverged[s] is not None:
-                    m = SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
-                                     m.spike_count_error, diverged[s])
-                per_neuron[name].append(m)
+                per_neuron[name].append(m if diverged[s] is None else m.diverged(diverged[s]))
         # The reference cycle: the first exogenous (recorded, driving) channel, else the first neuron.
         order = ([n] if circuit.exogenous else []) + list(range(n))
         for s in range(rec.n_sweeps):

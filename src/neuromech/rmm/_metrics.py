@@ -103,6 +103,12 @@ class SweepMetrics:
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "burst_period_error": self.burst_period_error}
 
+    def diverged(self, time: float) -> "SweepMetrics":
+        """These metrics for a free run that diverged at ``time`` (ms): the worst scores (infinite
+        error, inner product −1, no coincidence, no burst period), the data's figures kept."""
+        return dataclasses.replace(self, rmse=float("inf"), inner_product=-1.0, coincidence=0.0,
+                                   diverged_at=time, burst_period_model=float("nan"))
+
 
 def sweep_metrics(sweep: int, t_ms, measured, predicted, *, threshold: float = 0.0, rearm: float | None = None,
                   window: float = 2.0) -> SweepMetrics:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..recordings import Recording
 from ._filters import filter_signal, rest_state
-from ._metrics import SweepMetrics, summarise, sweep_metrics
+from ._metrics import summarise, sweep_metrics
 from ._model import RMM, DivergenceError, simulate
 
 
@@ -101,8 +101,7 @@ def evaluate(model: RMM, recording, *, threshold: float = 0.0, window: float = 2
         except DivergenceError as err:
             v_pred = np.concatenate([err.voltage, np.full(len(v_meas) - len(err.voltage), v_meas[0])])
             m = sweep_metrics(recording.sweeps[s], t, v_meas, v_pred, threshold=threshold, window=window)
-            out.append(SweepMetrics(m.sweep, float("inf"), -1.0, 0.0, m.n_spikes_data, m.n_spikes_model,
-                                    m.spike_count_error, err.time))
+            out.append(m.diverged(err.time))
         preds.append(np.concatenate([recording.voltage[s, :w], v_pred]))
     return out, summarise(out), np.stack(preds)
 
