@@ -187,14 +187,26 @@ def _split(rec, train_s):
     return rec.window(0, T), rec.window(T, T + 3000.0), rec.window(T + 3000.0, T + 7000.0)
 
 
-def _fit_and_report(label, kind, args, seed, channels):
+def _circuit_data(kind, args, seed):
+    """Train, validation and test windows of ``--train-s`` + 7 s of synthetic circuit data with
+    the arguments' drive and holding blocks."""
     t0 = time.perf_counter()
     holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
     rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
                                 holding=holding, holding_ms=args.holding_ms)
     print(f"  generated {args.train_s + 7:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
           f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms)")
-    train, val, test = _split(rec, args.train_s)
+    return _split(rec, args.train_s)
+
+
+def _hco_settings(model, **synapse):
+    """The half-centre oscillator: cells A and B with reciprocal synapses (``synapse`` settings)."""
+    return rmm.CircuitSettings(("A", "B"), model=model, synapses=(rmm.SynapseSettings("A", "B", **synapse),
+                                                                  rmm.SynapseSettings("B", "A", **synapse)))
+
+
+def _fit_and_report(label, kind, args, seed, channels):
+    train, val, test = _circuit_data(kind, args, seed)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
     c0 = rmm.init_circuit(train, channels(model))
@@ -213,10 +225,7 @@ def hco(args):
     """Two STG neurons with reciprocal graded inhibition, each driven by its own noisy current:
     teacher forcing, then ``--rollout`` closed-loop windows (selected on a 3 s free-run validation
     window), scored on a held-out 4 s free run."""
-    def channels(model):
-        return rmm.CircuitSettings(("A", "B"), model=model,
-                                   synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")))
-    _fit_and_report("HCO", "hco", args, 1, channels)
+    _fit_and_report("HCO", "hco", args, 1, _hco_settings)
 
 
 def methods(args):
@@ -292,10 +301,7 @@ def identifiability(args):
     from neuromech.rmm._circuit_fit import _sweeps
     from neuromech.rmm._params import constrain, unconstrain
 
-    holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
-    rec = rmm.synthetic_circuit("hco", (args.train_s + 7) * 1000.0, seed=1, drive=(0.0, args.drive_std, 20.0),
-                                holding=holding, holding_ms=args.holding_ms)
-    train, _, test = _split(rec, args.train_s)
+    train, _, test = _circuit_data("hco", args, 1)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg", capacitance=1.0)
 
     def readout(c):
@@ -303,19 +309,15 @@ def identifiability(args):
         return ", ".join(f"{s.name} {np.corrcoef(ro[s.name][0], test[c.names[s.post]].truth[s.name][0])[0, 1]:.2f}"
                          for s in c.synapses)
 
-    print(f"  {args.train_s:g} s of training data, holding {list(holding)} nA, C fixed at 1 nF, "
-          f"{args.epochs} epochs of teacher forcing")
+    print(f"  C fixed at 1 nF, {args.epochs} epochs of teacher forcing")
     for scale in (0.1, 1.0, 3.0):
-        syn = dict(init_scale=scale)
-        settings = rmm.CircuitSettings(("A", "B"), model=model, synapses=(rmm.SynapseSettings("A", "B", **syn),
-                                                                          rmm.SynapseSettings("B", "A", **syn)))
-        c, h = rmm.fit_circuit(rmm.init_circuit(train, settings), train, settings=rmm.CircuitTrainingSettings(
-            epochs=args.epochs, rollout=None), progress=False)
+        c0 = rmm.init_circuit(train, _hco_settings(model, init_scale=scale))
+        c, h = rmm.fit_circuit(c0, train, settings=rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=None),
+                               progress=False)
         print(f"  synapses started at {scale:g} × C·std(dv/dt): loss {h['loss'][-1]:.3f}, read-out correlation "
               f"{readout(c)} ({h['time_s']:.0f} s, load {os.getloadavg()[0]:.1f})")
     # The synapses' form fitted straight to the true currents (Adam, 3000 steps on every 3rd sample).
-    c0 = rmm.init_circuit(train, rmm.CircuitSettings(("A", "B"), model=model, synapses=(
-        rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A"))))
+    c0 = rmm.init_circuit(train, _hco_settings(model))
     v, _, _, ss = next(iter(_sweeps(c0, train)))
     truth = np.stack([train[c0.names[s.post]].truth[s.name][0] for s in c0.synapses], 1)[::3]
     spec = c0.spec()
