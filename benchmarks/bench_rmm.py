@@ -147,8 +147,9 @@ def _ceiling(name: str, test, error: float = 0.01, copies: int = 4) -> dict:
     over 10 s, HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm²,
     τ 20 ms), 1 % errors kept a median of 0.48 over 2 s and 0.22 over 2–4 s (−0.01 at drive std 3:
     a stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. Like any
-    oscillator that the input barely entrains, the burster's spike phase drifts freely: no model short of exact keeps ±2 ms timing over a 10 s free run, so the burst period
-    (and short-horizon timing) is what can be asked of a fitted one.
+    oscillator that the input barely entrains, the burster's spike phase drifts freely: no model
+    short of exact keeps ±2 ms timing over a 10 s free run, so the burst period (and short-horizon
+    timing) is what can be asked of a fitted one.
     """
     from neuromech.cbm import Sampled, get_model, simulate
     from neuromech.recordings._synthetic import HH_CLASSIC, STG_FIXTURE

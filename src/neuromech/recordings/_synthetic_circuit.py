@@ -232,9 +232,9 @@ def synthetic_circuit(
     if len(holding):
         if not holding_ms > 0:
             raise ValueError(f"holding_ms must be > 0 ms, got {holding_ms}")
-        blocks = -(-n // int(round(holding_ms / dt)))
-        levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), blocks))
-        i_inj = i_inj + np.repeat(levels, int(round(holding_ms / dt)), axis=1)[:, :n]
+        block = max(1, int(round(holding_ms / dt)))
+        levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), -(-n // block)))
+        i_inj = i_inj + np.repeat(levels, block, axis=1)[:, :n]
     v, i_syn, _, _ = simulate_circuit(model, conductances, synapses, names, i_inj, dt_out=dt)
     skip, count = int(round(transient / dt)), int(round(duration / dt))
     v, i_syn, i_inj = v[:, skip:skip + count], i_syn[:, skip:skip + count], i_inj[:, skip:skip + count]
