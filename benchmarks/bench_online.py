@@ -23,7 +23,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA] [--holding LEVELS] [--holding-ms 1500]
+       [--rollout LENGTH,EPOCHS,GAMMA] [--partners model|measured] [--holding LEVELS] [--holding-ms 1500]
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def _fit_and_report(label, kind, args, seed, channels):
     c0 = rmm.init_circuit(train, channels(model))
     length, epochs, gamma = args.rollout.split(",")
     settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rmm.RolloutSettings(
-        length=int(length), epochs=int(epochs), gamma_start=float(gamma)))
+        length=int(length), epochs=int(epochs), gamma_start=float(gamma), partners=args.partners))
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
@@ -359,6 +359,9 @@ def main():
                    help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
                         "(default 200,20,0.2, the STG burster's: examples/rmm_burster.toml; 40,4,0 is "
                         "fit_circuit's default)")
+    p.add_argument("--partners", default="model", choices=("model", "measured"),
+                   help="HCO: the rollout windows run the cells jointly (model) or each against the other's "
+                        "recorded voltage (measured)")
     args = p.parse_args()
     parts = args.only.split(",")
     if "latency" in parts:

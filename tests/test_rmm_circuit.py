@@ -2,6 +2,7 @@
 teacher-forcing loss at the noise floor, free run and synaptic current); the HCO generator's coupled
 integrator against scipy's solve_ivp; bad circuit descriptions and data fail clearly."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -310,3 +311,38 @@ def test_selection_prefers_the_rhythm_when_timing_is_at_chance():
     assert rmm.selection_score({**base, "burst_period_error": 0.02}) > \
         rmm.selection_score({**base, "burst_period_error": 0.2})
     assert rmm.selection_score({**base, "burst_period_error": float("nan")}) == rmm.selection_score(base)
+
+
+def test_rollouts_against_measured_partners():
+    """With ``measured_partners`` each neuron runs against its partners' recorded voltages: fed the
+    joint closed-loop trajectory as the record, it reproduces that trajectory; and a change to one
+    neuron's own parameters leaves the other neuron's run untouched (the joint run does not)."""
+    from neuromech.recordings import Recording, ou_current
+    from neuromech.rmm._circuit import run_circuit
+
+    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
+    two = rmm.CircuitSettings(("A", "B"), model=SETTINGS.model, gaps=(rmm.GapSettings("A", "B"),),
+                              synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)))
+    rec = CircuitRecording({k: Recording(-60.0 + 10.0 * ou_current(4000, seed=s, tau=20.0), ou_current(4000, seed=s + 1),
+                                         dt=0.1) for k, s in (("A", 1), ("B", 3))})
+    c = rmm.init_circuit(rec, two, seed=0)
+    c = eqx.tree_at(lambda c: c.gaps[0].g, c, jnp.asarray(0.05, c.gaps[0].g.dtype))
+    T = 2000
+    i = jnp.asarray(np.stack([ou_current(T, seed=8, sigma=1.0), ou_current(T, seed=9, sigma=1.0)], 1),
+                    c.gaps[0].g.dtype)
+    start = rmm.circuit_state(c, [-60.0, -55.0])
+    none = jnp.zeros((T, 0), i.dtype)
+    joint, _, _ = run_circuit(c, start, none, i)
+    assert float(jnp.std(joint[:, 0])) > 1.0  # the cells move, so the comparisons below mean something
+    alone, _, _ = run_circuit(c, start, none, i, joint, 0.0, measured_partners=True)
+    # The same arithmetic on the same numbers; float32 rounding (1e-7 × 60 mV) may differ in fused
+    # operations and is not amplified by these stable cells over 2000 steps.
+    np.testing.assert_allclose(np.asarray(alone), np.asarray(joint), atol=1e-3)
+    b_changed = eqx.tree_at(lambda c: c.neurons[1].holding, c, c.neurons[1].holding + 2.0)
+    alone2, _, _ = run_circuit(b_changed, start, none, i, joint, 0.0, measured_partners=True)
+    joint2, _, _ = run_circuit(b_changed, start, none, i)
+    np.testing.assert_array_equal(np.asarray(alone2[:, 0]), np.asarray(alone[:, 0]))
+    assert float(jnp.max(jnp.abs(alone2[:, 1] - alone[:, 1]))) > 0.1
+    assert float(jnp.max(jnp.abs(joint2[:, 0] - joint[:, 0]))) > 0.1
+    with pytest.raises(ValueError, match="partners must be 'model' or 'measured'"):
+        rmm.RolloutSettings(partners="data")

@@ -145,25 +145,27 @@ def synaptic_currents(circuit: Circuit, v_all, ss):
     return jnp.stack([s.current(v_all[s.post], x) for s, x in zip(circuit.synapses, ss)])
 
 
-def gap_currents(circuit: Circuit, v_all):
-    """(n_neurons,) total gap-junction current (nA, outward) of each modelled neuron."""
+def gap_currents(circuit: Circuit, v_all, v_partner=None):
+    """(n_neurons,) total gap-junction current (nA, outward) of each modelled neuron; each side
+    sees its partner's voltage in ``v_partner`` (default ``v_all``)."""
+    vp = v_all if v_partner is None else v_partner
     out = jnp.zeros(len(circuit.names), v_all.dtype)
     for g in circuit.gaps:
-        i = g.g * (v_all[g.a] - v_all[g.b])
-        out = out.at[g.a].add(i).at[g.b].add(-i)
+        out = out.at[g.a].add(g.g * (v_all[g.a] - vp[g.b])).at[g.b].add(g.g * (v_all[g.b] - vp[g.a]))
     return out
 
 
-def circuit_derivative(circuit: Circuit, v_all, xs, ss, i_app):
-    """(n_neurons,) dv/dt (mV/ms) for voltages ``v_all`` (n_channels,), states and ``i_app`` (n,) nA."""
+def circuit_derivative(circuit: Circuit, v_all, xs, ss, i_app, v_partner=None):
+    """(n_neurons,) dv/dt (mV/ms) for voltages ``v_all`` (n_channels,), states and ``i_app`` (n,) nA;
+    gap junctions see the partners' voltages in ``v_partner`` (default ``v_all``)."""
     i_syn = synaptic_currents(circuit, v_all, ss)
-    inputs = jnp.asarray(i_app, v_all.dtype) - gap_currents(circuit, v_all)
+    inputs = jnp.asarray(i_app, v_all.dtype) - gap_currents(circuit, v_all, v_partner)
     for k, s in enumerate(circuit.synapses):
         inputs = inputs.at[s.post].add(-i_syn[k])
     return jnp.stack([derivative(m, v_all[i], xs[i], inputs[i]) for i, m in enumerate(circuit.neurons)])
 
 
-def circuit_step(circuit: Circuit, v, xs, ss, v_exo, i_app, v_meas=None, gamma=0.0):
+def circuit_step(circuit: Circuit, v, xs, ss, v_exo, i_app, v_meas=None, gamma=0.0, measured_partners=False):
     """One sample of the circuit: ``(v[k+1], xs[k+1], ss[k+1], i_syn[k])``.
 
     Args:
@@ -173,25 +175,31 @@ def circuit_step(circuit: Circuit, v, xs, ss, v_exo, i_app, v_meas=None, gamma=0
         v_meas, gamma: generalised teacher forcing: the banks and currents see
             ``v̂ = γ v_meas + (1 − γ) v`` (γ = 0: closed loop; γ = 1: teacher forcing), Burghi,
             Schapiro et al., Front. Comput. Neurosci. 19:1515194 (2025).
+        measured_partners: the synapses' presynaptic banks and the gap junctions see the measured
+            voltages ``v_meas`` of the other neurons, so that each neuron runs on its own against
+            its recorded partners (needs ``v_meas``).
     """
     v_hat = v if v_meas is None else gamma * v_meas + (1 - gamma) * v
-    v_all = jnp.concatenate([v_hat, jnp.asarray(v_exo, v.dtype)])
-    dv = circuit_derivative(circuit, v_all, xs, ss, i_app)
+    v_exo = jnp.asarray(v_exo, v.dtype)
+    v_all = jnp.concatenate([v_hat, v_exo])
+    v_src = jnp.concatenate([v_meas, v_exo]) if measured_partners else v_all
+    dv = circuit_derivative(circuit, v_all, xs, ss, i_app, v_src)
     xs_new = tuple(filter_step(m.bank, x, v_all[i]) for i, (m, x) in enumerate(zip(circuit.neurons, xs)))
-    ss_new = tuple(filter_step(s.bank, x, v_all[s.pre]) for s, x in zip(circuit.synapses, ss))
+    ss_new = tuple(filter_step(s.bank, x, v_src[s.pre]) for s, x in zip(circuit.synapses, ss))
     return v_hat + circuit.dt * dv, xs_new, ss_new, synaptic_currents(circuit, v_all, ss)
 
 
-def run_circuit(circuit: Circuit, start, v_exo, i_app, v_meas=None, gamma=0.0):
+def run_circuit(circuit: Circuit, start, v_exo, i_app, v_meas=None, gamma=0.0, measured_partners=False):
     """Scan :func:`circuit_step` over T samples (jit-friendly, no checks).
 
-    Args: start ``(v, xs, ss)``; v_exo (T, n_exo); i_app (T, n); v_meas (T, n) or None.
+    Args: start ``(v, xs, ss)``; v_exo (T, n_exo); i_app (T, n); v_meas (T, n) or None;
+    gamma and measured_partners as :func:`circuit_step`.
     Returns: ``(vs (T, n), i_syn (T, n_syn), end state)`` with ``vs[0] = start v``.
     """
     def step(carry, inp):
         v, xs, ss = carry
         ve, ia, vm = inp
-        v_new, xs, ss, isyn = circuit_step(circuit, v, xs, ss, ve, ia, vm, gamma)
+        v_new, xs, ss, isyn = circuit_step(circuit, v, xs, ss, ve, ia, vm, gamma, measured_partners)
         return (v_new, xs, ss), (v, isyn)
 
     vm = jnp.zeros_like(i_app) if v_meas is None else v_meas

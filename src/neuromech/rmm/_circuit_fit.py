@@ -189,11 +189,12 @@ def _windows(circuit, data, length, dtype, stride=None):
     return arr(out["vm"]), arr(out["ve"]), arr(out["i"]), xs, ss, jnp.asarray(out["next"])
 
 
-def window_loss(circuit: Circuit, v0, xs0, ss0, v_meas, v_exo, i_app, gamma, scale):
+def window_loss(circuit: Circuit, v0, xs0, ss0, v_meas, v_exo, i_app, gamma, scale, measured_partners=False):
     """Mean over windows of Σ_neurons mean((v_model − v_meas)²) / scale, each window run from
-    ``(v0, xs0, ss0)`` with GTF mixing ``gamma`` (0: closed loop). Also returns the end states."""
+    ``(v0, xs0, ss0)`` with GTF mixing ``gamma`` (0: closed loop), the neurons jointly or each
+    against its partners' measured voltages (``measured_partners``). Also returns the end states."""
     def one(v, xs, ss, vm, ve, ia):
-        vs, _, end = run_circuit(circuit, (v, xs, ss), ve, ia, vm[:-1], gamma)
+        vs, _, end = run_circuit(circuit, (v, xs, ss), ve, ia, vm[:-1], gamma, measured_partners)
         pred = jnp.concatenate([vs[1:], end[0][None]])
         return jnp.sum(jnp.mean((pred - vm[1:]) ** 2, axis=0) / scale), end
 
@@ -333,7 +334,7 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
             vr, er, ir, *rest = rows
             xr, sr = split_states(rest)
             c = constrain(p, circuit, spec)
-            err, _ = window_loss(c, vr[:, 0], xr, sr, vr, er, ir, gamma, wscale)
+            err, _ = window_loss(c, vr[:, 0], xr, sr, vr, er, ir, gamma, wscale, r.partners == "measured")
             return err + c.penalty(s.weight_decay) / (vr.shape[0] * vr.shape[1])
 
         params = run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,

@@ -145,6 +145,9 @@ class RolloutSettings:
         gamma_start, gamma_end: generalised-teacher-forcing mix γ at the first and last epoch
             (linear); 0 runs the windows in closed loop.
         stride: samples between window starts (default ``length``: no overlap).
+        partners: circuits only: ``"model"`` runs the neurons of a window jointly; ``"measured"``
+            runs each against its partners' recorded voltages (its synapses and gap junctions see
+            the data), so a neuron's own currents cannot stand in for the input it receives.
     """
 
     length: int = 40
@@ -154,8 +157,11 @@ class RolloutSettings:
     gamma_start: float = 0.0
     gamma_end: float = 0.0
     stride: int | None = None
+    partners: str = "model"
 
     def __post_init__(self):
+        if self.partners not in ("model", "measured"):
+            raise ValueError(f"rollout partners must be 'model' or 'measured', got {self.partners!r}")
         if self.length < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"rollout length, epochs and batch_size must be ≥ 1, got {self.length}, "
                              f"{self.epochs}, {self.batch_size}")
