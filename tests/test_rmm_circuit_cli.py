@@ -126,9 +126,9 @@ def test_circuit_table_maps_to_typed_settings():
     assert cfg.settings.gaps == (rmm.GapSettings("A", "B"),)
     assert cfg.training == (rmm.CircuitTrainingSettings(method="gtf", epochs=5),)  # one table = one stage
     stages = rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": [
-        {"rollout": False, "weighting": 0}, {"rollout": {"epochs": 2}}]}).training
+        {"rollout": False, "weighting": 0}, {"rollout": {"epochs": 2, "partners": "measured"}}]}).training
     assert stages[0].rollout is None and stages[0].weighting == 0.0 and stages[0].centred
-    assert stages[1].rollout == rmm.RolloutSettings(epochs=2)
+    assert stages[1].rollout == rmm.RolloutSettings(epochs=2, partners="measured")
     with pytest.raises(ValueError, match=r"unknown setting\(s\) 'training\[0\].rollout.epoch'"):
         rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": {"rollout": {"epoch": 2}}})
     from neuromech.rmm._settings import config_to_dict
