@@ -10,7 +10,7 @@ what exact DICs would score: of the other models of each input's target in the d
 the same recipe at the true DICs), the fraction that reproduce its pattern under the same σ.
 
     python benchmarks/verify_populate.py DATA_DIR --model stg [--trains 100] [--members 100]
-        [--member-noise matched|SIGMA]
+        [--member-noise matched|SIGMA] [--exact-only]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--member-noise", default="matched",
                         help="σ of the members' verification runs: 'matched' (each train's own) or a number")
+    parser.add_argument("--exact-only", action="store_true",
+                        help="only what exact DICs score, on every test train (no simulation)")
     args = parser.parse_args(argv)
 
     import neuromech
@@ -44,6 +46,11 @@ def main(argv=None):
     config = TrainingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in loaded.record["config"].items()})
     frame = read_training_data(args.data)
     _, _, test = split_by_target(Examples.from_frame(frame), config)
+    if args.exact_only:
+        exact = np.asarray(same_dic_match(frame, test, range(len(test))))
+        print(f"{args.model}: what exact DICs score on all {len(test)} test trains: {exact.mean():.3f}; by σ: "
+              + ", ".join(f"{level:g}: {exact[test.sigma == level].mean():.3f}" for level in np.unique(test.sigma)))
+        return
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(test), size=min(args.trains, len(test)), replace=False)
     recorded = {int(k): float(test.sigma[k]) for k in pick}  # σ each input train was simulated with
