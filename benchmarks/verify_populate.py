@@ -85,7 +85,7 @@ def main(argv=None):
 def same_dic_match(frame, test, pick) -> list[float]:
     """Per picked test train: the fraction of the other models of its target simulated under its σ
     (silent ones included) whose pattern is the train's. Members drawn at the true DICs by the
-    same compensation recipe match, on average, this often: the ceiling of the verification."""
+    same compensation recipe match, on average, this often: what a perfect DIC prediction scores."""
     groups = {key: g["pattern"].to_numpy() for key, g in frame.groupby(["target", "sigma"])}
     out = []
     for k in pick:
