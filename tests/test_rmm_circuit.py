@@ -346,3 +346,5 @@ def test_rollouts_against_measured_partners():
     assert float(jnp.max(jnp.abs(joint2[:, 0] - joint[:, 0]))) > 0.1
     with pytest.raises(ValueError, match="partners must be 'model' or 'measured'"):
         rmm.RolloutSettings(partners="data")
+    with pytest.raises(ValueError, match="measured_partners needs the measured voltages"):
+        run_circuit(c, start, none, i, measured_partners=True)

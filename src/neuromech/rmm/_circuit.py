@@ -202,6 +202,8 @@ def run_circuit(circuit: Circuit, start, v_exo, i_app, v_meas=None, gamma=0.0, m
         v_new, xs, ss, isyn = circuit_step(circuit, v, xs, ss, ve, ia, vm, gamma, measured_partners)
         return (v_new, xs, ss), (v, isyn)
 
+    if measured_partners and v_meas is None:
+        raise ValueError("measured_partners needs the measured voltages v_meas of the modelled neurons")
     vm = jnp.zeros_like(i_app) if v_meas is None else v_meas
     end, (vs, isyn) = jax.lax.scan(step, start, (v_exo, i_app, vm))
     return vs, isyn, end
