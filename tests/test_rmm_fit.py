@@ -292,3 +292,24 @@ def test_selection_prefers_a_model_that_fires_when_timing_is_at_chance():
     assert firing > silent
     assert rmm.selection_score({**base, "n_spikes_data": 0, "coincidence": float("nan"),
                                 "spike_count_error": 0.0}) == pytest.approx(0.6)
+
+
+def test_a_refinement_stage_whose_loss_stops_being_finite_keeps_its_last_good_parameters():
+    """run_epochs: a loss that turns NaN raises in a first stage; in a refinement stage
+    (``stop_if_not_finite``, the rollouts) it ends the stage with a warning and returns the
+    parameters of the last finite epoch, so a long fit is not lost to one bad step."""
+    from neuromech.rmm._fit import run_epochs
+
+    def loss_rows(p, rows, epoch):  # finite for epochs 1 and 2, NaN from epoch 3
+        return jnp.mean((rows[0] - p) ** 2) * jnp.where(epoch >= 3, jnp.nan, 1.0)
+
+    arrays = (jnp.arange(8.0),)
+    kw = dict(epochs=5, batch=4, key=jax.random.PRNGKey(0), desc="rollout", progress=False, extra=float)
+    with pytest.raises(FloatingPointError, match="rollout loss became nan at epoch 3"):
+        run_epochs(jnp.asarray(0.0), arrays, loss_rows, optax.sgd(0.1), history=[], **kw)
+    history, kept = [], []
+    with pytest.warns(RuntimeWarning, match="keeps the parameters of epoch 2"):
+        p = run_epochs(jnp.asarray(0.0), arrays, loss_rows, optax.sgd(0.1), history=history,
+                       after_epoch=lambda e, loss, q: kept.append(q), stop_if_not_finite=True, **kw)
+    assert len(history) == 3 and np.isfinite(history[:2]).all() and np.isnan(history[2])
+    assert float(p) == float(kept[-1]) and 0.0 < float(p) < 3.5  # epoch 2's step towards the mean 3.5

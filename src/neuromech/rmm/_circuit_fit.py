@@ -339,7 +339,8 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
 
         params = run_epochs(params, (vm, ve, ia, *xs0, *ss0), ro_loss, optax.adam(rate), epochs=r.epochs,
                             batch=wbatch, key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
-                            history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"))
+                            history=history["rollout_loss"], extra=r.gamma, after_epoch=check("rollout"),
+                            stop_if_not_finite=True)
     if best[0] is not None:
         params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     history["time_s"] = time.perf_counter() - start

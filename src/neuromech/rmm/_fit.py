@@ -17,6 +17,7 @@ rollouts then fit what the one-step regression cannot see (with weighting: 0.86â
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Callable
 
 import equinox as eqx
@@ -136,9 +137,13 @@ def _select(model, validation, threshold, best, params, epoch, history, warmup=0
 
 
 def run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc, progress, history,
-               extra=lambda epoch: 0.0, after_epoch=None):
+               extra=lambda epoch: 0.0, after_epoch=None, stop_if_not_finite=False):
     """The training loop shared by teacher forcing and rollouts: shuffled mini-batches of the
-    rows of ``arrays``, ``loss_rows(params, batch_arrays, extra)`` minimised by ``optimizer``."""
+    rows of ``arrays``, ``loss_rows(params, batch_arrays, extra)`` minimised by ``optimizer``.
+
+    A loss that stops being finite raises FloatingPointError; with ``stop_if_not_finite`` (a
+    refinement stage, whose starting point is already a model) it ends the stage instead, with a
+    warning, and returns the parameters of the last finite epoch."""
     n = arrays[0].shape[0]
     batch = min(batch, n)
     n_batches = max(n // batch, 1)
@@ -159,11 +164,18 @@ def run_epochs(params, arrays, loss_rows, optimizer, *, epochs, batch, key, desc
 
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=desc, unit="epoch")
     for epoch in bar:
+        last = params
         params, opt_state, loss = epoch_step(params, opt_state, jax.random.fold_in(key, epoch), arrays,
                                              jnp.asarray(extra(epoch), jnp.result_type(float)))
         loss = float(loss)
         history.append(loss)
         bar.set_postfix(loss=f"{loss:.4g}")
+        if not np.isfinite(loss) and stop_if_not_finite:
+            warnings.warn(f"the {desc} loss became {loss} at epoch {epoch}; the {desc} stage stops there and keeps "
+                          f"the parameters of epoch {epoch - 1} (lower its learning rate to go further)",
+                          RuntimeWarning, stacklevel=2)
+            bar.close()
+            return last
         if not np.isfinite(loss):
             raise FloatingPointError(f"the {desc} loss became {loss} at epoch {epoch}; lower the learning rate")
         if after_epoch is not None:
@@ -284,7 +296,8 @@ def fit(
 
         params = run_epochs(params, warrays, ro_loss, optax.adam(rate), epochs=rollout.epochs, batch=wbatch,
                             key=jax.random.fold_in(key, 10_000), desc="rollout", progress=progress,
-                            history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro)
+                            history=history["rollout_loss"], extra=rollout.gamma, after_epoch=after_ro,
+                            stop_if_not_finite=True)
     if best[0] is not None:
         params, history["best_epoch"], history["best_stage"] = best[0][1], best[0][2], best[0][3]
     model = constrain(params, model, spec)
