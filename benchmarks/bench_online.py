@@ -226,7 +226,7 @@ def hco(args):
     """Two STG neurons with reciprocal graded inhibition, each driven by its own noisy current:
     teacher forcing, then ``--rollout`` closed-loop windows (selected on a 3 s free-run validation
     window), scored on a held-out 4 s free run."""
-    _fit_and_report("HCO", "hco", args, args.seed or 1, _hco_settings)
+    _fit_and_report("HCO", "hco", args, 1 if args.seed is None else args.seed, _hco_settings)
 
 
 def methods(args):
@@ -287,7 +287,7 @@ def driven(args):
     def channels(model):
         return rmm.CircuitSettings(("post",), exogenous=("pre",), model=model,
                                    synapses=(rmm.SynapseSettings("pre", "post"),))
-    _fit_and_report("driven neuron", "driven", args, args.seed or 2, channels)
+    _fit_and_report("driven neuron", "driven", args, 2 if args.seed is None else args.seed, channels)
 
 
 def identifiability(args):
@@ -360,7 +360,7 @@ def main():
                    help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
                         "(default 200,20,0.2, the STG burster's: examples/rmm_burster.toml; 40,4,0 is "
                         "fit_circuit's default)")
-    p.add_argument("--seed", type=int, default=0, help="HCO/driven: data seed (default 1 for the HCO, 2 for the "
+    p.add_argument("--seed", type=int, default=None, help="HCO/driven: data seed (default 1 for the HCO, 2 for the "
                                                         "driven neuron)")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "
