@@ -284,6 +284,27 @@ def test_steady_state_penalty_is_a_hinge_on_the_resting_derivative(x64):
     assert float(steady_state_penalty(m, np.linspace(-50.0, -40.0, 5), 0.3, 1.0, rate=0.0)) > 0.0
 
 
+def test_the_guard_inside_the_teacher_forcing_batch_equals_the_separate_penalty(x64):
+    # fit evaluates the steady-state guard in the same pass of the model as the batch; the value
+    # must be exactly the loss plus strength × the separate penalty (float64: agreement to
+    # rounding, 1e-12 relative), with and without sample weights.
+    from neuromech.rmm._fit import steady_state_penalty
+
+    rec = synthetic_recording("hh", 300.0, seed=4, transient=50.0)
+    model = rmm.init_rmm(rec, SETTINGS, seed=1)
+    d = rmm.teacher_forcing_data(model.bank, rec)
+    rows = tuple(jnp.asarray(a[:300]) for a in (d.v, d.x, d.i, d.dvdt))
+    # From −90 mV (where 5 nA depolarises: a penalty) to +40 mV (where it repolarises: none).
+    grid, i_max = np.linspace(-90.0, 40.0, 14), 5.0
+    w = jnp.linspace(0.5, 1.5, 300)
+    for weights in (None, w):
+        plain = rmm.teacher_forcing_loss(model, *rows, 3.0, 1e-3, 0.0, weights)
+        guarded = rmm.teacher_forcing_loss(model, *rows, 3.0, 1e-3, 0.0, weights, guard=(grid, i_max, 0.25))
+        separate = plain + 0.25 * steady_state_penalty(model, grid, i_max, 3.0)
+        assert float(separate) > float(plain)
+        assert float(guarded) == pytest.approx(float(separate), rel=1e-12)
+
+
 def test_selection_prefers_a_model_that_fires_when_timing_is_at_chance():
     # Equal inner products, chance-level coincidence: the silent model must not win.
     base = {"n_diverged": 0, "inner_product": 0.6, "coincidence": 0.0, "n_spikes_data": 14}
