@@ -46,9 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     0: success; 2: bad input (one line ``neuromech: error: ...`` on stderr, no output written);
     1: the work failed; 130: interrupted (finished parts of a job are kept for a rerun).
     """
-    from .._devices import use_cpu_cores
+    from .._devices import use_compilation_cache, use_cpu_cores
 
     use_cpu_cores()  # before any JAX work: populations split over all CPU cores
+    use_compilation_cache()  # a second fit or simulation of the same shapes skips compiling
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
