@@ -82,13 +82,19 @@ def load_network(source: str | os.PathLike = "stg") -> LoadedNetwork:
                            "recorded in its JSON; the file is corrupt or from another network")
     described = {"encoding": 1, **meta["network"]}  # files written before encoding 2 carry no field
     config = NetworkConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in described.items()})
-    skeleton = DICNet(config, key=jax.random.PRNGKey(0))
+    # Shapes only: building the network for real would run (and compile) every initialiser,
+    # seconds of a first call, for arrays that the file then replaces.
+    skeleton = eqx.filter_eval_shape(DICNet, config, key=jax.random.PRNGKey(0))
     try:
         net = eqx.tree_deserialise_leaves(weights, skeleton)
     except Exception as err:  # equinox raises RuntimeError/ValueError on shape or structure mismatch
         raise WeightsError(f"{weights} does not fit the architecture in {path}: {err}") from err
-    for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array)),
-                    jax.tree_util.tree_leaves(eqx.filter(skeleton, eqx.is_array))):
+    placeholder = lambda x: isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
+    expected = jax.tree_util.tree_leaves(eqx.filter(skeleton, placeholder))
+    loaded = jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))
+    if len(loaded) != len(expected):
+        raise WeightsError(f"{weights}: {len(loaded)} arrays where the architecture has {len(expected)}")
+    for a, b in zip(loaded, expected):
         if a.shape != b.shape or a.dtype != b.dtype:
             raise WeightsError(f"{weights}: a leaf of shape {a.shape} where the architecture has {b.shape}")
     std = meta["standardisation"]
