@@ -117,7 +117,8 @@ def bench_synthetic(name: str, out: Path, cache: Path | None, known_c: bool = Fa
     test = test.window(70_000, 80_000)
     preds = preds[:, w:]
     result = {"train_s": 60.0, "init_s": t_init, "teacher_forcing_s": history["teacher_forcing_s"], "fit_s": t_fit,
-              **warm, "epochs": settings.epochs, "batch_size": settings.batch_size, "best_stage": history["best_stage"], "best_epoch": history["best_epoch"],
+              **warm, "epochs": settings.epochs, "batch_size": settings.batch_size,
+              "best_stage": history["best_stage"], "best_epoch": history["best_epoch"],
               "final_loss": history["loss"][-1], **summary,
               f"coincidence_horizon_{HORIZON:g}ms": at_horizon["coincidence"],
               f"spikes_model_horizon_{HORIZON:g}ms": at_horizon["n_spikes_model"],

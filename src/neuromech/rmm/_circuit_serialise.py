@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,13 +53,14 @@ def save_circuit(directory: str | os.PathLike, circuit: Circuit, config: Circuit
 
 
 def circuit_skeleton(config: CircuitConfig, dt: float, v_bounds: dict) -> Circuit:
-    """A circuit with the structure ``config`` gives (arbitrary values): the template into which
-    saved weights are loaded. ``v_bounds``: neuron name → (low, high) mV."""
+    """A circuit with the structure ``config`` gives (arbitrary values; the neurons' arrays shapes
+    only): the template into which saved weights are loaded. ``v_bounds``: neuron name → (low,
+    high) mV."""
     settings = config.settings
     missing = [n for n in settings.neurons if n not in v_bounds]
     if missing:
         raise ValueError(f"model.json has no voltage bounds for neuron(s) {missing}")
-    neurons = tuple(skeleton(settings.model, dt, tuple(v_bounds[n])) for n in settings.neurons)
+    neurons = tuple(eqx.filter_eval_shape(skeleton, settings.model, dt, tuple(v_bounds[n])) for n in settings.neurons)
     fake = [np.linspace(-70.0, -50.0, 16)]
     key = jax.random.PRNGKey(0)
     synapses = tuple(_synapse(ss, settings.channels.index(ss.pre), settings.neurons.index(ss.post), dt, fake, fake,

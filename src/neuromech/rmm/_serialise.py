@@ -45,7 +45,9 @@ def load_model(directory: str | os.PathLike) -> tuple[RMM, RMMConfig]:
     """
     meta = read_meta(directory, FORMAT)
     config = config_from_dict(meta["config"])
-    like = skeleton(config.model, meta["dt"], tuple(meta["v_bounds"]))
+    # Shapes only: a real skeleton would run (and compile) every initialiser, seconds of a first
+    # load, for arrays that the file then replaces.
+    like = eqx.filter_eval_shape(skeleton, config.model, meta["dt"], tuple(meta["v_bounds"]))
     return read_weights(directory, like), config
 
 
