@@ -193,10 +193,12 @@ def _circuit_data(kind, args, seed):
     the arguments' drive and holding blocks."""
     t0 = time.perf_counter()
     holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
+    # Holding blocks only in the training window: validation and test score the free rhythm.
     rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
-                                holding=holding, holding_ms=args.holding_ms)
+                                holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0)
     print(f"  generated {args.train_s + 7:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
-          f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms)")
+          f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms "
+          "in the training window)")
     return _split(rec, args.train_s)
 
 

@@ -181,6 +181,12 @@ def test_holding_levels_are_blocks_added_to_the_drive():
     assert not np.array_equal(levels[0], levels[1])
     with pytest.raises(ValueError, match="holding_ms must be > 0"):
         rmm.synthetic_circuit("hco", holding=(-1.0,), holding_ms=0.0, **kw)
+    # holding_until ends the blocks at 180 ms of recorded time (sample 1800): the same levels
+    # before, none after (held-out windows of the free rhythm).
+    until = rmm.synthetic_circuit("hco", holding=(-2.0, 0.0, 0.5), holding_ms=50.0, holding_until=180.0, **kw)
+    cut = np.round(np.stack([until[c].current[0] - plain[c].current[0] for c in ("A", "B")]), 6)
+    np.testing.assert_array_equal(cut[:, :1800], levels[:, :1800])
+    assert np.all(cut[:, 1800:] == 0.0) and np.any(levels[:, 1800:] != 0.0)
 
 
 def test_warm_start_is_causal_filtering(driven):

@@ -174,6 +174,7 @@ def synthetic_circuit(
     drive: tuple[float, float, float] = (0.0, 0.1, 20.0),
     holding: Sequence[float] = (),
     holding_ms: float = 2000.0,
+    holding_until: float = float("inf"),
     noise: float = 0.2,
     dt: float = 0.1,
     area: float = 1e-3,
@@ -198,7 +199,9 @@ def synthetic_circuit(
             a level drawn from these for every ``holding_ms`` block (empty: none). Hyperpolarising
             one cell for a while silences its synapses, so that its partner's own dynamics and the
             inhibition it receives are seen apart; in a free half-centre oscillator they are
-            locked together.
+            locked together. ``holding_until``: the recorded time (ms) where the holding blocks
+            end; after it the cells run on their drives alone (held-out windows of the free
+            rhythm after a training protocol with holding steps).
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).
@@ -234,7 +237,10 @@ def synthetic_circuit(
             raise ValueError(f"holding_ms must be > 0 ms, got {holding_ms}")
         block = max(1, int(round(holding_ms / dt)))
         levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), -(-n // block)))
-        i_inj = i_inj + np.repeat(levels, block, axis=1)[:, :n]
+        held = np.repeat(levels, block, axis=1)[:, :n]
+        if np.isfinite(holding_until):
+            held[:, max(0, int(round((transient + holding_until) / dt))):] = 0.0
+        i_inj = i_inj + held
     v, i_syn, _, _ = simulate_circuit(model, conductances, synapses, names, i_inj, dt_out=dt)
     skip, count = int(round(transient / dt)), int(round(duration / dt))
     v, i_syn, i_inj = v[:, skip:skip + count], i_syn[:, skip:skip + count], i_inj[:, skip:skip + count]
