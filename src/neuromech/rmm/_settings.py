@@ -181,10 +181,10 @@ class TrainingSettings:
     """Teacher forcing (static regression on precomputed filter states), then optional shooting.
 
     Attributes:
-        epochs: passes over the training samples; batch_size: samples per step (shuffled). On
-            long 10 kHz records the number of steps counts more than the passes: a synthetic HH
-            neuron (60 s) fits as well with 15 epochs of 512 as with 50 of 2048, in about half the
-            time (``benchmarks/bench_rmm.py``).
+        epochs: passes over the training samples; batch_size: samples per step (shuffled). A
+            synthetic HH neuron (60 s at 10 kHz) fits as well with 15 epochs of 512 as with 50 of
+            2048, in about half the time; the STG burster does not (burst period 25 % off with
+            15 × 512, 0.1 % with 30 × 2048; ``benchmarks/bench_rmm.py``).
         learning_rate: Adam step size (the CLI's optimiser; the API takes any optax one).
         schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate.
         weight_decay: L2 penalty on network weights.
