@@ -53,7 +53,7 @@ def save_circuit(directory: str | os.PathLike, circuit: Circuit, config: Circuit
 
 
 def circuit_skeleton(config: CircuitConfig, dt: float, v_bounds: dict) -> Circuit:
-    """A circuit with the structure ``config`` gives (arbitrary values; the neurons' arrays shapes
+    """A circuit with the structure ``config`` gives (arbitrary values; the neurons' arrays as shapes
     only): the template into which saved weights are loaded. ``v_bounds``: neuron name → (low,
     high) mV."""
     settings = config.settings
