@@ -160,6 +160,20 @@ def test_weights_round_trip_and_strict_loading(tmp_path):
         load_network(path)
 
 
+def test_weights_with_bytes_after_the_last_array_are_refused(tmp_path):
+    # A file longer than the architecture's arrays (here 8 stray bytes, checksum recomputed) is
+    # from another network: an error, not a network loaded from its first part.
+    net = DICNet(SMALL, key=jax.random.PRNGKey(3))
+    path = save_network(tmp_path / "net", net, UNIT, model="stg", v_th=-51.0, max_isis=32, record={})
+    eqx_path = path.with_suffix(".eqx")
+    eqx_path.write_bytes(eqx_path.read_bytes() + bytes(8))
+    meta = json.loads(path.read_text())
+    meta["weights_sha256"] = __import__("hashlib").sha256(eqx_path.read_bytes()).hexdigest()
+    path.write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="8 bytes left"):
+        load_network(path)
+
+
 @pytest.mark.parametrize("model", ["stg", "da"])
 def test_shipped_networks_load_with_their_record(model):
     loaded = load_network(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -76,7 +77,8 @@ def load_network(source: str | os.PathLike = "stg") -> LoadedNetwork:
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
     weights = path.with_suffix(".eqx")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    raw = weights.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
     if digest != meta["weights_sha256"]:
         raise WeightsError(f"{weights}: checksum {digest[:12]}… does not match {meta['weights_sha256'][:12]}… "
                            "recorded in its JSON; the file is corrupt or from another network")
@@ -85,18 +87,14 @@ def load_network(source: str | os.PathLike = "stg") -> LoadedNetwork:
     # Shapes only: building the network for real would run (and compile) every initialiser,
     # seconds of a first call, for arrays that the file then replaces.
     skeleton = eqx.filter_eval_shape(DICNet, config, key=jax.random.PRNGKey(0))
-    try:
-        net = eqx.tree_deserialise_leaves(weights, skeleton)
-    except Exception as err:  # equinox raises RuntimeError/ValueError on shape or structure mismatch
+    stream = io.BytesIO(raw)
+    try:  # equinox checks every leaf's type, shape and dtype against the skeleton
+        net = eqx.tree_deserialise_leaves(stream, skeleton)
+    except Exception as err:  # it raises RuntimeError/ValueError on a shape or structure mismatch
         raise WeightsError(f"{weights} does not fit the architecture in {path}: {err}") from err
-    placeholder = lambda x: isinstance(x, jax.ShapeDtypeStruct)  # noqa: E731
-    expected = jax.tree_util.tree_leaves(eqx.filter(skeleton, placeholder))
-    loaded = jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))
-    if len(loaded) != len(expected):
-        raise WeightsError(f"{weights}: {len(loaded)} arrays where the architecture has {len(expected)}")
-    for a, b in zip(loaded, expected):
-        if a.shape != b.shape or a.dtype != b.dtype:
-            raise WeightsError(f"{weights}: a leaf of shape {a.shape} where the architecture has {b.shape}")
+    if stream.tell() != len(raw):
+        raise WeightsError(f"{weights} does not fit the architecture in {path}: "
+                           f"{len(raw) - stream.tell()} bytes left after its last array")
     std = meta["standardisation"]
     standardisation = Standardisation(tuple(std["feature_mean"]), tuple(std["feature_std"]), tuple(std["sigma_scale"]))
     return LoadedNetwork(net, standardisation, meta["model"], float(meta["v_th"]), int(meta["max_isis"]),
