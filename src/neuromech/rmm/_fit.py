@@ -58,7 +58,7 @@ def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float =
         v_grid, i_max, strength = guard
         vg, xg, ig = _resting_rows(model, v_grid, i_max)
         v, x, i = (jnp.concatenate([a, b.astype(a.dtype)]) for a, b in ((v, vg), (x, xg), (i, ig)))
-    pred = jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i)
+    pred = _derivatives(model, v, x, i)
     r = (pred[:n] - dvdt) / jnp.sqrt(scale)
     if huber > 0:
         a = jnp.abs(r)
@@ -132,8 +132,12 @@ def steady_state_penalty(model: RMM, v_grid, i_max, scale, rate: float = 1.0):
     largest current they hold, forbids such states; a hinge, it leaves a model that already
     repolarises there (any HH-like K current does, by orders of magnitude) untouched.
     """
-    v, x, i = _resting_rows(model, v_grid, i_max)
-    return _resting_hinge(jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i), scale, rate)
+    return _resting_hinge(_derivatives(model, *_resting_rows(model, v_grid, i_max)), scale, rate)
+
+
+def _derivatives(model: RMM, v, x, i):
+    """(B,) dv/dt (mV/ms) of the rows ``v`` (B,), ``x`` (B, n), ``i`` (B,)."""
+    return jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i)
 
 
 def _resting_rows(model: RMM, v_grid, i_max):
@@ -268,19 +272,16 @@ def fit(
     history = {"loss": [], "validation": [], "best_epoch": None, "best_stage": None, "method": "teacher forcing"}
     best = [None]
 
-    v_grid, i_max = steady_state_grid(train)
+    # The steady-state guard: inside each teacher-forcing batch, added to each rollout loss.
+    guard = (*steady_state_grid(train), settings.steady_state) if settings.steady_state else None
 
-    def guard(m):
-        if not settings.steady_state:
-            return 0.0
-        return settings.steady_state * steady_state_penalty(m, v_grid, i_max, scale)
-
-    tf_guard = (v_grid, i_max, settings.steady_state) if settings.steady_state else None
+    def guard_penalty(m):
+        return 0.0 if guard is None else guard[2] * steady_state_penalty(m, guard[0], guard[1], scale)
 
     def tf_loss(p, rows, _):
         v, x, i, dvdt, wr = rows
         return teacher_forcing_loss(constrain(p, model, spec), v, x, i, dvdt, scale, settings.weight_decay,
-                                    settings.huber, wr if weighting else None, tf_guard)
+                                    settings.huber, wr if weighting else None, guard)
 
     def after_tf(epoch, loss, p):
         if callback is not None:
@@ -307,7 +308,7 @@ def fit(
         def ro_loss(p, rows, gamma):
             vm, x0, i = rows
             m = constrain(p, model, spec)
-            return rollout_loss(m, vm, x0, i, wscale, gamma, settings.weight_decay) + guard(m)
+            return rollout_loss(m, vm, x0, i, wscale, gamma, settings.weight_decay) + guard_penalty(m)
 
         def after_ro(epoch, loss, p):
             if validation is not None:
