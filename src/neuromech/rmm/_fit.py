@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ._build import as_recordings, sweep_states, teacher_forcing_data
 from ._filters import rest_state
-from ._model import RMM, derivative, rmm_step
+from ._model import RMM, derivatives, rmm_step
 from ._params import constrain, unconstrain
 from ._rollout import rollout_loss, rollout_windows
 from ._settings import ShootingSettings, TrainingSettings
@@ -58,7 +58,7 @@ def teacher_forcing_loss(model: RMM, v, x, i, dvdt, scale, weight_decay: float =
         v_grid, i_max, strength = guard
         vg, xg, ig = _resting_rows(model, v_grid, i_max)
         v, x, i = (jnp.concatenate([a, b.astype(a.dtype)]) for a, b in ((v, vg), (x, xg), (i, ig)))
-    pred = _derivatives(model, v, x, i)
+    pred = derivatives(model, v, x, i)
     r = (pred[:n] - dvdt) / jnp.sqrt(scale)
     if huber > 0:
         a = jnp.abs(r)
@@ -132,18 +132,13 @@ def steady_state_penalty(model: RMM, v_grid, i_max, scale, rate: float = 1.0):
     largest current they hold, forbids such states; a hinge, it leaves a model that already
     repolarises there (any HH-like K current does, by orders of magnitude) untouched.
     """
-    return _resting_hinge(_derivatives(model, *_resting_rows(model, v_grid, i_max)), scale, rate)
-
-
-def _derivatives(model: RMM, v, x, i):
-    """(B,) dv/dt (mV/ms) of the rows ``v`` (B,), ``x`` (B, n), ``i`` (B,)."""
-    return jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i)
+    return _resting_hinge(derivatives(model, *_resting_rows(model, v_grid, i_max)), scale, rate)
 
 
 def _resting_rows(model: RMM, v_grid, i_max):
     """(v, x, i) rows of the resting states on ``v_grid`` under ``i_max`` (steady_state_penalty)."""
     v = jnp.asarray(v_grid, model.bank.A.dtype)
-    return v, jax.vmap(lambda a: rest_state(model.bank, a))(v), jnp.full_like(v, i_max)
+    return v, rest_state(model.bank, v[:, None]), jnp.full_like(v, i_max)
 
 
 def _resting_hinge(dvdt, scale, rate: float = 1.0):

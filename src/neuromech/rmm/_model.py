@@ -103,6 +103,11 @@ def derivative(model: RMM, v, x, i_app):
     return (i_app + model.holding - jnp.sum(membrane_currents(model, v, x))) / model.capacitance
 
 
+def derivatives(model: RMM, v, x, i_app):
+    """(B,) :func:`derivative` of B rows: ``v`` (B,) mV, ``x`` (B, n), ``i_app`` (B,) nA."""
+    return jax.vmap(lambda a, b, c: derivative(model, a, b, c))(v, x, i_app)
+
+
 def rmm_step(model: RMM, v, x, i_app):
     """One sample: ``(v[k+1], x[k+1])`` from ``v[k]`` (mV), ``x[k]`` and ``i_app[k]`` (nA)."""
     return v + model.dt * derivative(model, v, x, i_app), filter_step(model.bank, x, v)
@@ -208,7 +213,7 @@ def teacher_forced(model: RMM, voltage, i_app=None) -> ReadOut:
     dtype = model.bank.A.dtype
     vj, xj, ij = (jnp.asarray(a, dtype) for a in (v, x, i))
     per = np.asarray(jax.jit(jax.vmap(lambda a, b: membrane_currents(model, a, b)))(vj, xj))
-    dv = np.asarray(jax.jit(jax.vmap(lambda a, b, c: derivative(model, a, b, c)))(vj, xj, ij))
+    dv = np.asarray(jax.jit(derivatives)(model, vj, xj, ij))
     conds = {}
     for name, c in zip(model.names, model.currents):
         if hasattr(c, "conductance"):
