@@ -35,7 +35,7 @@ def use_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
     next fit or simulation with the same shapes, in this process or a later one, skips compiling.
 
     Compiling is a large share of a fit on a CPU: fitting a synthetic HH neuron (60 s at 10 kHz,
-    ``benchmarks/bench_rmm.py``, one core) takes 47 s, and 27 s when fitted again with the cache
+    ``benchmarks/bench_rmm.py``, one core) takes 43 s, and 25 s when fitted again with the cache
     filled. ``neuromech`` commands call this before any work.
 
     Args:
