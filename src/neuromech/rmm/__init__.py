@@ -94,6 +94,7 @@ from ._model import RMM as RMM
 from ._model import DivergenceError as DivergenceError
 from ._model import ReadOut as ReadOut
 from ._model import derivative as derivative
+from ._model import derivatives as derivatives
 from ._model import membrane_currents as membrane_currents
 from ._model import rmm_step as rmm_step
 from ._model import simulate as simulate
