@@ -11,7 +11,8 @@ import pytest
 
 from neuromech.dics import DICNet, NetworkConfig, TrainingConfig, WeightsError, infer_dics, load_network, save_network
 from neuromech.dics._network import encode_trains
-from neuromech.dics._training import Examples, Standardisation, augment, evaluate, predict, train_network, windows
+from neuromech.dics._training import (Examples, Standardisation, _batch, augment, evaluate, predict, train_network,
+                                      windows)
 
 SMALL = NetworkConfig(width=16, dilations=(1, 2), heads=2, hidden=32)
 UNIT = Standardisation((0.0,) * 6, (1.0,) * 6)
@@ -89,6 +90,23 @@ def test_augmentation_keeps_valid_trains():
         window, recording = augment(_train(rng, int(rng.integers(3, 200))), rng, config)
         assert 3 <= len(window) <= 33 and np.all(np.diff(window) >= 0)
         assert np.isin(window, recording).all() and np.all(np.diff(recording) >= 0)
+
+
+def test_class_targets_are_the_pattern_of_the_train_read():
+    """The class target follows the rule on the (augmented) spike times, not the stored label."""
+    periodic = np.arange(30) * 40.0  # CV 0: tonic
+    bursts = np.cumsum(np.tile([5.0, 5.0, 5.0, 200.0], 8))  # CV ≫ 0.15: bursting
+    near = np.cumsum(np.tile([36.0, 44.0], 15))  # CV 0.1: tonic until spikes go missing
+    stored = Examples([periodic, bursts, near], np.zeros((3, 2)), np.array([1, 0, 1]), np.zeros((3, 6)),
+                      np.zeros(3), np.arange(3))
+    clean = TrainingConfig(jitter_ms=0.0, drop_fraction=0.0, window_probability=0.0)
+    batch = _batch(stored, np.arange(3), np.random.default_rng(0), clean, encoding=2)
+    assert batch[4].tolist() == [0, 1, 0]
+    # With spikes dropped, `near` turns bursting whenever a merged ISI pushes its CV past 0.15.
+    lossy = dataclasses.replace(clean, drop_fraction=0.3)
+    rng = np.random.default_rng(1)
+    labels = [_batch(stored, np.array([2]), rng, lossy, encoding=2)[4][0] for _ in range(40)]
+    assert 0 < sum(labels) < 40
 
 
 def test_windows_cover_the_train():

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from ..analysis import CV_TONIC
 from ._network import CLASSES, FEATURES, DICNet, NetworkConfig, batched, encode_trains, train_statistics
 
 DIC_SCALE = 10.0  # network outputs are DICs / 10 (the published ranges span ~±20)
@@ -161,12 +162,21 @@ def _loss(net, batch, std: Standardisation):
 
 
 def _batch(examples: Examples, index, rng, config: TrainingConfig, encoding: int):
-    """An augmented training batch, padded to the training window."""
+    """An augmented training batch, padded to the training window.
+
+    The class target is the pattern of the augmented recording by the rule of SCIENCE.md §1.4
+    (CV(ISI) above :data:`CV_TONIC`: bursting), not that of the clean train: the pattern is a
+    property of the spike times read, and a dropped spike can carry a train across the rule's
+    boundary. Labelled with the clean train's pattern, such copies teach the head a boundary
+    smeared over ±0.01 of CV, and it misclassifies clean trains near it.
+    """
     seen, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
-    stats = None if encoding == 1 else train_statistics([np.diff(r) for r in recordings], encoding)
+    isis = [np.diff(r) for r in recordings]
+    stats = None if encoding == 1 else train_statistics(isis, encoding)
     tokens, mask, stats = encode_trains(seen, config.max_isis, encoding=encoding, stats=stats)
+    bursting = np.array([i.std() > CV_TONIC * i.mean() for i in isis], np.int32)
     return (tokens, mask, stats, (examples.dics[index] / DIC_SCALE).astype(np.float32),
-            examples.bursting[index], examples.features[index].astype(np.float32))
+            bursting, examples.features[index].astype(np.float32))
 
 
 def predict(net: DICNet, trains, std: Standardisation, *, max_isis: int, batch_size: int = 512):
