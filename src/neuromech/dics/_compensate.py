@@ -150,6 +150,10 @@ def _solve(a, b):
     return jnp.linalg.solve(a, b)
 
 
+# S(V) as its own traced function: the two stages of a population trace it once between them.
+_sensitivity = eqx.filter_jit(sensitivity_at)
+
+
 def compensate_one(model, g0, v, target, rows, cols, calcium_path="python", max_iter=DEFAULT_MAX_ITER, tol=DEFAULT_TOL):
     """Compensate one model: a pure, jit/vmap-able function (precision follows the caller).
 
@@ -175,7 +179,7 @@ def compensate_one(model, g0, v, target, rows, cols, calcium_path="python", max_
         return jnp.concatenate([d, jnp.sum(d, keepdims=True)])
 
     # Linear solve with S at the starting guess: exact when S does not depend on g_C.
-    s_full = sensitivity_at(model, g0, v, calcium_path)
+    s_full = _sensitivity(model, g0, v, calcium_path)
     s = s_full[rows_a] / g0[leak]
     gc = _solve(s[:, cols_a], target - s @ g0.at[cols_a].set(0.0))
     if not is_coupled(model, cols):
@@ -197,18 +201,22 @@ def compensate_one(model, g0, v, target, rows, cols, calcium_path="python", max_
     # Residual and Jacobian in one forward-mode pass.
     linearise = jax.jacfwd(residual, has_aux=True)
 
+    def going(r):
+        return (jnp.max(jnp.abs(r)) > tol) & jnp.all(jnp.isfinite(r))
+
     def cond(state):
-        it, _, r, _ = state
-        return (it < max_iter) & (jnp.max(jnp.abs(r)) > tol) & jnp.all(jnp.isfinite(r))
+        it, _, r = state
+        return (it < max_iter) & going(r)
 
-    def newton(state):
-        it, gc, r, jac = state
-        gc = gc - _solve(jac, r)
+    def newton(state):  # linearise, then step unless converged: one trace of the Jacobian, not two
+        it, gc, _ = state
         jac, r = linearise(gc)
-        return it + 1, gc, r, jac
+        step = going(r)
+        return it + step, jnp.where(step, gc - _solve(jac, r), gc), r
 
-    jac, r = linearise(gc)
-    it, gc, _, _ = jax.lax.while_loop(cond, newton, (jnp.asarray(0), gc, r, jac))
+    # Start with a finite residual above tol, so that the loop linearises at the first guess.
+    start = jnp.full(cols_a.shape, 2.0 * tol + 1.0, gc.dtype)
+    it, gc, _ = jax.lax.while_loop(cond, newton, (jnp.asarray(0), gc, start))
     g = with_c(gc)
     return g, finish(s_of(g), g), it
 
