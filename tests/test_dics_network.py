@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import jax
@@ -186,7 +187,7 @@ def test_weights_with_bytes_after_the_last_array_are_refused(tmp_path):
     eqx_path = path.with_suffix(".eqx")
     eqx_path.write_bytes(eqx_path.read_bytes() + bytes(8))
     meta = json.loads(path.read_text())
-    meta["weights_sha256"] = __import__("hashlib").sha256(eqx_path.read_bytes()).hexdigest()
+    meta["weights_sha256"] = hashlib.sha256(eqx_path.read_bytes()).hexdigest()
     path.write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="8 bytes left"):
         load_network(path)
