@@ -271,7 +271,10 @@ def fit(
     guard = (*steady_state_grid(train), settings.steady_state) if settings.steady_state else None
 
     def guard_penalty(m):
-        return 0.0 if guard is None else guard[2] * steady_state_penalty(m, guard[0], guard[1], scale)
+        if guard is None:
+            return 0.0
+        v_grid, i_max, strength = guard
+        return strength * steady_state_penalty(m, v_grid, i_max, scale)
 
     def tf_loss(p, rows, _):
         v, x, i, dvdt, wr = rows
