@@ -168,9 +168,7 @@ def _batch(examples: Examples, index, rng, config: TrainingConfig, encoding: int
     (CV(ISI) above :data:`CV_TONIC`: bursting), not that of the clean train: the pattern is a
     property of the spike times read, and a dropped spike can carry a train across the rule's
     boundary. Labelled with the clean train's pattern, such copies teach the head a boundary
-    smeared over a few hundredths of CV, and it misclassifies clean trains near it (STG test
-    split: 74 errors at CV 0.143–0.194 before, 27 at 0.147–0.151 after fine-tuning with these
-    targets).
+    smeared over a few hundredths of CV, and it misclassifies clean trains near it.
     """
     seen, recordings = zip(*(augment(examples.trains[i], rng, config) for i in index))
     isis = [np.diff(r) for r in recordings]
