@@ -10,13 +10,13 @@
    RMSE, inner-product score, spike coincidence factor (±2 ms) and spike counts, the STG burst
    period, the learned capacitance, and the correlation of the learned conductance-based currents
    with the true ones (read out in teacher-forced mode on the test data).
-2. Real data, cell A of ../shared/data (ramps 171116sh_0016.abf + steps 171116sh_0018.abf):
-   train on some sweeps, select on others, report spike-count error, coincidence and the passive
-   deflection under the hyperpolarising pulse on held-out sweeps, with a figure. Settings as the
-   test (H current, fit's default training); the split differs (ramp sweeps 5 and 9 held out
-   too). 2026-12-01: 26 spikes against 27 (steps sweep 9: 0 of 8, sweep 15: 26 of 16, ramp 9: 0
-   of 3), coincidence at chance; before the steady-state guard the model locked at −16 mV on
-   steps sweep 15 (3–6 spikes against 27).
+2. Real cells of ../shared/data (pyABF test data): cell A (ramps 171116sh_0016.abf + steps
+   171116sh_0018.abf), cell B (steps 17o05028_ic_steps.abf) and a fast-spiking interneuron (steps
+   2019_07_24_0055_fsi.abf), each fitted with the "neuron" and the "mammalian" preset: train on
+   most sweeps, select on one or two, report spike counts, spike-count error, coincidence and the
+   inner product on held-out sweeps (cell A also the passive deflection under the hyperpolarising
+   pulse), with a figure per cell. Cell A's settings are the test's (tests/test_rmm_fit.py); its
+   split differs (ramp sweeps 5 and 9 held out too).
 
 Targets (issue 5): training ≤ 60 s; HH coincidence ≥ 0.9; STG ≥ 0.7 and burst period within 5 %.
 The published method trains "in seconds to minutes" on a GPU (Burghi et al., PNAS 2025).
@@ -207,13 +207,19 @@ def _slow_period(v, dt: float, low: float = 50.0, high: float = 1000.0) -> float
     return float(lag * dt) if ac[lag] > 0.2 else float("nan")
 
 
-def bench_real(out: Path) -> dict:
-    """Cell A: ramps (11 × 1 s) + steps (17 × 3 s), resampled to 10 kHz."""
-    files = [DATA / "171116sh_0016.abf", DATA / "171116sh_0018.abf"]
-    if not all(f.exists() for f in files):
-        return {"skipped": f"no data at {DATA}"}
-    recs = [read_recording(f).resample(0.1) for f in files]
-    held_val, held_test = {5, 13}, {9, 15}
+# Real cells (../shared/data/recordings/pyabf): files, validation and held-out test sweeps. Cell A:
+# ramps + steps; cell B and the fast-spiking interneuron: steps. Test sweeps fire on the steps.
+CELLS = {
+    "cell A": (("171116sh_0016.abf", "171116sh_0018.abf"), {5, 13}, {9, 15}),
+    "cell B": (("17o05028_ic_steps.abf",), {10}, {12, 14}),
+    "FSI": (("2019_07_24_0055_fsi.abf",), {10}, {12, 14}),
+}
+
+
+def _fit_real(files, held_val, held_test, preset: str, seed: int = 0):
+    """Fit one real cell with a preset (filters up to 500 ms for its 1–3 s sweeps), fit's default
+    training (30 epochs of 2048, cosine-decayed Adam from 1e-2); free-run metrics on the test sweeps."""
+    recs = [read_recording(DATA / f).resample(0.1) for f in files]
     split = {"train": [], "val": [], "test": []}
     for r in recs:
         for key, keep in (("train", lambda s: s not in held_val | held_test), ("val", lambda s: s in held_val),
@@ -221,24 +227,44 @@ def bench_real(out: Path) -> dict:
             chosen = [s for s in r.sweeps if keep(s)]
             if chosen:
                 split[key].append(r.select(chosen))
-    # As tests/test_rmm_fit.py::test_real_cell_A_held_out_sweeps (reasons there): the neuron preset
-    # plus an H current (the cell sags), fit's default training, C from the steps.
-    h = rmm.CurrentSettings("H", inactivation_taus=(100.0, 1500.0), reversal=-20.0, reversal_std=0.0)
-    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_max=500.0, n=30),
-                                       currents=rmm.ModelSettings().resolved_currents + (h,))
-    settings = rmm.TrainingSettings(epochs=30, batch_size=2048, validate_every=10)
+    model_settings = rmm.ModelSettings(filters=rmm.FilterSettings(tau_max=500.0, n=30), preset=preset)
+    settings = rmm.TrainingSettings(epochs=30, batch_size=2048, validate_every=10, seed=seed)
     n_train = sum(r.n_sweeps * r.n_samples for r in split["train"])
     optimizer = optax.adam(optax.cosine_decay_schedule(1e-2, settings.epochs * (n_train // 2048), 0.05))
-    model = rmm.init_rmm(split["train"], model_settings, seed=0)
+    model = rmm.init_rmm(split["train"], model_settings, seed=seed)
     model, history = rmm.fit(model, split["train"], optimizer, settings=settings, validation=split["val"],
                              progress=False)
     metrics, summary, preds = rmm.evaluate(model, split["test"])
-    result = {"train_samples": n_train, "fit_s": history["time_s"], "teacher_forcing_s": history["teacher_forcing_s"],
-              "best_stage": history["best_stage"], "best_epoch": history["best_epoch"],
-              "capacitance_nF": float(model.capacitance), **summary, "sweeps": [m.as_dict() for m in metrics]}
-    # Passive deflection under the hyperpolarising pulse: plateau (1.45–1.6 s) minus the level
-    # before it (1.0–1.1 s), data and model, per held-out sweep of the step protocol.
-    for r, p in zip(split["test"], preds):
+    result = {"train_samples": n_train, "fit_s": history["time_s"], "best_stage": history["best_stage"],
+              "best_epoch": history["best_epoch"], "capacitance_nF": float(model.capacitance), **summary,
+              "sweeps": [m.as_dict() for m in metrics]}
+    return result, split["test"], metrics, preds
+
+
+def bench_real(out: Path, presets=("neuron", "mammalian")) -> dict:
+    """Real cells, each fitted with each preset: held-out spike counts, coincidence, voltage error;
+    cell A also the passive deflection under the hyperpolarising pulse; a figure per cell (last preset)."""
+    if not (DATA / "171116sh_0018.abf").exists():
+        return {"skipped": f"no data at {DATA}"}
+    results = {}
+    for cell, (files, held_val, held_test) in CELLS.items():
+        for preset in presets:
+            result, test, metrics, preds = _fit_real(files, held_val, held_test, preset)
+            counts = ", ".join(f"{m.n_spikes_model}/{m.n_spikes_data}" for m in metrics)
+            print(f"  {cell}, {preset}: spikes model/data per held-out sweep {counts}; count error "
+                  f"{result['spike_count_error']:.2f}, coincidence {result['coincidence']:.2f}, "
+                  f"inner product {result['inner_product']:.2f}, fit {result['fit_s']:.0f} s", flush=True)
+            results[f"{cell}, {preset}"] = result
+        if cell == "cell A":
+            _deflections(result, test, preds)
+        _real_figure(out / f"rmm_{cell.replace(' ', '')}.png", test, metrics, preds)
+    return results
+
+
+def _deflections(result, tests, preds):
+    """Passive deflection under the hyperpolarising pulse: plateau (1.45–1.6 s) minus the level
+    before it (1.0–1.1 s), data and model, per held-out sweep of the step protocol."""
+    for r, p in zip(tests, preds):
         t = r.time
         if t[-1] < 1600:
             continue
@@ -246,6 +272,9 @@ def bench_real(out: Path) -> dict:
         for s in range(r.n_sweeps):
             for label, v in (("data", r.voltage[s]), ("model", p[s])):
                 result[f"deflection_sweep{r.sweeps[s]}_{label}_mV"] = float(v[plateau].mean() - v[before].mean())
+
+
+def _real_figure(path, tests, metrics, preds):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,7 +282,7 @@ def bench_real(out: Path) -> dict:
 
     fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 2.2 * len(metrics)), squeeze=False)
     k = 0
-    for r, p in zip(split["test"], preds):
+    for r, p in zip(tests, preds):
         for s in range(r.n_sweeps):
             ax = axes[k, 0]
             ax.plot(r.time, r.voltage[s], "k", lw=0.7, label="data")
@@ -266,9 +295,8 @@ def bench_real(out: Path) -> dict:
     axes[0, 0].legend(frameon=False, fontsize=8)
     axes[-1, 0].set_xlabel("time (ms)")
     fig.tight_layout()
-    fig.savefig(out / "rmm_cellA.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return result
 
 
 def _figure(path, t, v, p, i, title, window):
@@ -305,7 +333,7 @@ def main() -> None:
         results[name] = (bench_real(args.out) if name == "real"
                          else bench_synthetic(name, args.out, args.cache, args.known_capacitance))
         for k, v in results[name].items():
-            if k != "sweeps":
+            if k != "sweeps" and not isinstance(v, dict):
                 print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}", flush=True)
     results["load_average_end"] = os.getloadavg()[0]
     print(f"load average (1 min) {results['load_average_start']:.1f} at the start, {results['load_average_end']:.1f} "
