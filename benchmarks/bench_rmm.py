@@ -23,6 +23,7 @@ The published method trains "in seconds to minutes" on a GPU (Burghi et al., PNA
 
 Usage:
   nice -n 5 .venv/bin/python benchmarks/bench_rmm.py [--only hh,stg,real] [--out out/bench_rmm]
+      [--real-seeds 0,1,2]  (real cells: fit each with several initialisations)
       [--cache DIR]   (keep the generated synthetic recordings between runs)
       [--known-capacitance]  (fix C at the true value for the synthetic neurons)
 """
@@ -241,20 +242,22 @@ def _fit_real(files, held_val, held_test, preset: str, seed: int = 0):
     return result, split["test"], metrics, preds
 
 
-def bench_real(out: Path, presets=("neuron", "mammalian")) -> dict:
-    """Real cells, each fitted with each preset: held-out spike counts, coincidence, voltage error;
-    cell A also the passive deflection under the hyperpolarising pulse; a figure per cell (last preset)."""
+def bench_real(out: Path, presets=("neuron", "mammalian"), seeds=(0,)) -> dict:
+    """Real cells, each fitted with each preset and seed: held-out spike counts, coincidence, voltage
+    error; cell A also the passive deflection under the hyperpolarising pulse; a figure per cell
+    (last preset and seed)."""
     if not (DATA / "171116sh_0018.abf").exists():
         return {"skipped": f"no data at {DATA}"}
     results = {}
     for cell, (files, held_val, held_test) in CELLS.items():
-        for preset in presets:
-            result, test, metrics, preds = _fit_real(files, held_val, held_test, preset)
-            counts = ", ".join(f"{m.n_spikes_model}/{m.n_spikes_data}" for m in metrics)
-            print(f"  {cell}, {preset}: spikes model/data per held-out sweep {counts}; count error "
-                  f"{result['spike_count_error']:.2f}, coincidence {result['coincidence']:.2f}, "
-                  f"inner product {result['inner_product']:.2f}, fit {result['fit_s']:.0f} s", flush=True)
-            results[f"{cell}, {preset}"] = result
+        for seed in seeds:
+            for preset in presets:
+                result, test, metrics, preds = _fit_real(files, held_val, held_test, preset, seed)
+                counts = ", ".join(f"{m.n_spikes_model}/{m.n_spikes_data}" for m in metrics)
+                print(f"  {cell}, {preset}, seed {seed}: spikes model/data per held-out sweep {counts}; count "
+                      f"error {result['spike_count_error']:.2f}, coincidence {result['coincidence']:.2f}, "
+                      f"inner product {result['inner_product']:.2f}, fit {result['fit_s']:.0f} s", flush=True)
+                results[f"{cell}, {preset}, seed {seed}"] = result
         if cell == "cell A":
             _deflections(result, test, preds)
         _real_figure(out / f"rmm_{cell.replace(' ', '')}.png", test, metrics, preds)
@@ -321,6 +324,7 @@ def main() -> None:
     parser.add_argument("--only", default="hh,stg,real")
     parser.add_argument("--out", type=Path, default=Path("out/bench_rmm"))
     parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--real-seeds", default="0", help="real cells: initialisation seeds, e.g. 0,1,2")
     parser.add_argument("--known-capacitance", action="store_true",
                         help="synthetic neurons: fix C at its true value instead of learning it")
     args = parser.parse_args()
@@ -328,9 +332,10 @@ def main() -> None:
     # An empty compilation cache: the first fit compiles everything, as on a fresh machine.
     neuromech.use_compilation_cache(tempfile.mkdtemp(prefix="neuromech-bench-"))
     results = {"load_average_start": os.getloadavg()[0]}
+    seeds = tuple(int(x) for x in args.real_seeds.split(","))
     for name in args.only.split(","):
         print(f"[{name}]", flush=True)
-        results[name] = (bench_real(args.out) if name == "real"
+        results[name] = (bench_real(args.out, seeds=seeds) if name == "real"
                          else bench_synthetic(name, args.out, args.cache, args.known_capacitance))
         for k, v in results[name].items():
             if k != "sweeps" and not isinstance(v, dict):

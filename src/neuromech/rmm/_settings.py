@@ -93,7 +93,7 @@ STG_CURRENTS = NEURON_CURRENTS + (
 # current (M-like; with the one slow current the f–I curve comes out too steep). Held-out sweeps
 # of three pyABF cells, spike-count error over seeds 0–2, neuron → mammalian: cell A 0.81–1.12 →
 # 0.33–0.50, cell B 0.36–0.52 → 0.28–0.35, fast-spiking interneuron 0.32–0.40 → 0.28–0.34
-# (benchmarks/bench_rmm.py --only real).
+# (benchmarks/bench_rmm.py --only real --real-seeds 0,1,2).
 MAMMALIAN_CURRENTS = NEURON_CURRENTS + (
     _c("M", activation_taus=(30.0, 1500.0), reversal=-80.0, reversal_std=0.0),
     _H,
