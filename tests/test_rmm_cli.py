@@ -110,6 +110,32 @@ def test_bad_sweep_selection_and_model_dir(files, fitted, capsys):
     assert not (files / "p.csv").exists()
 
 
+def test_headerless_text_file_with_columns_in_the_config(files, capsys):
+    # The file a rig exports: no header, time in s, current in pA, voltage in mV.
+    rec = read_npz(files / "hh.npz")
+    text = files / "hh.txt"
+    np.savetxt(text, np.column_stack([rec.time / 1000.0, rec.current[0] * 1000.0, rec.voltage[0]]), fmt="%.9g")
+    assert main(["fit", str(text), "--out", str(files / "m_text"), "--epochs", "1"]) == 2
+    message = _error(capsys)
+    assert "no header line" in message and "[data] columns" in message
+    assert not (files / "m_text").exists()
+    config = files / "text.toml"
+    config.write_text(CONFIG.replace("[data]\n", '[data]\ncolumns = ["t_s", "i_pA", "v_mV"]\n'))
+    out = files / "m_text"
+    assert main(["fit", str(text), "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    model, saved = rmm.load_model(out)
+    assert saved.data.columns == ("t_s", "i_pA", "v_mV")
+    # predict reads the same file through the saved config: the free run of the model on the
+    # current converted to nA (9 printed digits in the file; 6 in the table).
+    pred = files / "pred_text.csv"
+    assert main(["predict", str(out), str(text), "--out", str(pred)]) == 0
+    table = pd.read_csv(pred)
+    np.testing.assert_allclose(table["t_ms"], rec.time, atol=1e-6)
+    np.testing.assert_allclose(table["i_applied"], rec.current[0], rtol=1e-5, atol=1e-8)
+    expected = rmm.simulate(model, rec.current[0], rec.voltage[0, 0])
+    np.testing.assert_allclose(table["v_predicted"], expected, rtol=1e-5, atol=1e-3)
+
+
 def test_bundled_burster_config_reads():
     # The example config for bursting neurons must stay valid as the settings evolve.
     import tomllib

@@ -1,7 +1,8 @@
 """Fit a recurrent mechanistic model (RMM) to current-clamp recordings.
 
 RECORDING files: .abf, .nwb, .mat (V1/I1), .npz, or .csv/.txt with columns t_ms, v_mV, i_nA (units
-in the header, else assumed and announced). Sweeps can be chosen with --sweeps (e.g. 0-8), applied
+in the header, else assumed and announced; a file without header needs [data] columns, e.g.
+["t_s", "i_pA", "v_mV"], in the config). Sweeps can be chosen with --sweeps (e.g. 0-8), applied
 to every file. Without a config the defaults fit a generic spiking neuron (leak, Na-, K-like and a
 slow outward current); --config takes a TOML file with tables [data], [model], [model.filters],
 [[model.currents]] and [training] (see neuromech.rmm.RMMConfig; unknown keys are errors).
@@ -106,14 +107,20 @@ def split(recs, d) -> tuple[list, list | None, list | None]:
     return train, val or None, test or None
 
 
-def prepare(paths, config, sweeps: str | None):
-    """Read, select, resample and filter the recordings; split into train, validation, test lists."""
+def read_single(path, columns=()):
+    """One single-neuron recording file; ``columns`` name a header-less text file's columns."""
     from ..recordings import read_recording
 
+    text = Path(path).suffix.lower() in (".csv", ".txt", ".dat")
+    return read_recording(path, **({"columns": tuple(columns)} if columns and text else {}))
+
+
+def prepare(paths, config, sweeps: str | None):
+    """Read, select, resample and filter the recordings; split into train, validation, test lists."""
     d = config.data
     recs = []
     for path in paths:
-        rec = read_recording(path)
+        rec = read_single(path, d.columns)
         if sweeps:
             rec = rec.select(sweeps)
         if d.dt:
@@ -124,15 +131,14 @@ def prepare(paths, config, sweeps: str | None):
     return split(recs, d)
 
 
-def read_neuron(path, sweeps: str | None = None, dt: float = 0.0):
-    """One single-neuron recording with ``sweeps`` selected, resampled to ``dt`` (ms, 0: as recorded).
+def read_neuron(path, sweeps: str | None = None, dt: float = 0.0, columns=()):
+    """One single-neuron recording with ``sweeps`` selected, resampled to ``dt`` (ms, 0: as recorded);
+    ``columns`` name a header-less text file's columns (the fit config's ``[data] columns``).
 
     Raises:
         ValueError: when the recording cannot be resampled exactly to ``dt``.
     """
-    from ..recordings import read_recording
-
-    return select_at(read_recording(path), path, sweeps, dt)
+    return select_at(read_single(path, columns), path, sweeps, dt)
 
 
 def select_at(rec, path, sweeps: str | None, dt: float):

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if saved_format(args.model) == CIRCUIT_FORMAT:
         return run_circuit(args)
     model, config = load_model(args.model)
-    rec = read_neuron(args.recording, args.sweeps, model.dt)
+    rec = read_neuron(args.recording, args.sweeps, model.dt, config.data.columns)
     if config.data.lowpass_hz:
         rec = rec.lowpass(config.data.lowpass_hz, current=False)
     warmup = config.training.warmup if args.warmup is None else args.warmup

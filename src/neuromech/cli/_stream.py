@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         voltage, current = rec.voltages(circuit.channels)[0], rec.currents(circuit.names)[0]
         sweep = rec[circuit.names[0]].sweeps[0]
     else:
-        model, _ = load_model(args.model)
-        rec = read_neuron(args.recording, args.sweeps, model.dt)
+        model, config = load_model(args.model)
+        rec = read_neuron(args.recording, args.sweeps, model.dt, config.data.columns)
         voltage, current, sweep = rec.voltage[:1], rec.current[:1], rec.sweeps[0]
     n = min(rec.n_samples, int(round(args.seconds * 1000.0 / rec.dt)))
     streamer = online(model, rls=not args.no_rls, forgetting=args.forgetting)

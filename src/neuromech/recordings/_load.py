@@ -135,8 +135,10 @@ def read_text(path, *, columns: tuple[str, ...] | None = None, dt: float | None 
     else:
         if columns is None:
             raise ValueError(
-                f"{path}: no header line; pass columns=('t', 'v', 'i') (in the file's order) to say which "
-                "column holds time, voltage and current"
+                f"{path}: no header line, so the columns are unnamed. Name them in the file's order, with "
+                "their units: add a header line such as 't_ms,v_mV,i_nA', or pass columns=('t_s', 'i_pA', "
+                "'v_mV') ('-' skips a column), or for neuromech fit write [data] columns = ['t_s', 'i_pA', "
+                "'v_mV'] in the config"
             )
         table = pd.read_csv(path, sep=text_sep, header=None, engine="python")
         if table.shape[1] != len(columns):

@@ -259,6 +259,9 @@ class DataSettings:
             every sweep is split in time by ``split``.
         split: (train, validation, test) fractions of each sweep's duration.
         spike_threshold: mV, for spike metrics on this cell.
+        columns: names of a header-less text file's columns in order, with their units, e.g.
+            ``["t_s", "i_pA", "v_mV"]`` (``"-"`` skips a column); ignored for other formats and
+            for text files with a header line.
     """
 
     dt: float = 0.0
@@ -267,6 +270,7 @@ class DataSettings:
     test_sweeps: str = ""
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     spike_threshold: float = 0.0
+    columns: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
