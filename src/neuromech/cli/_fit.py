@@ -4,8 +4,10 @@ RECORDING files: .abf, .nwb, .mat (V1/I1), .npz, or .csv/.txt with columns t_ms,
 in the header, else assumed and announced; a file without header needs [data] columns, e.g.
 ["t_s", "i_pA", "v_mV"], in the config). Sweeps can be chosen with --sweeps (e.g. 0-8), applied
 to every file. Without a config the defaults fit a generic spiking neuron (leak, Na-, K-like and a
-slow outward current); --config takes a TOML file with tables [data], [model], [model.filters],
-[[model.currents]] and [training] (see neuromech.rmm.RMMConfig; unknown keys are errors).
+slow outward current); for slice recordings of mammalian cells, [model] preset = "mammalian" adds
+an H current and a second adaptation current (closer spike counts on three real cells). --config
+takes a TOML file with tables [data], [model], [model.filters], [[model.currents]] and [training]
+(see neuromech.rmm.RMMConfig; unknown keys are errors).
 
 Data: each sweep is split in time into train/validation/test (70/15/15 %) unless [data]
 validation_sweeps / test_sweeps name held-out sweeps. The model with the best free-run validation
