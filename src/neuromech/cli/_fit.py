@@ -112,8 +112,9 @@ def split(recs, d) -> tuple[list, list | None, list | None]:
 def read_single(path, columns=()):
     """One single-neuron recording file; ``columns`` name a header-less text file's columns."""
     from ..recordings import read_recording
+    from ..recordings._load import TEXT_SUFFIXES
 
-    text = Path(path).suffix.lower() in (".csv", ".txt", ".dat")
+    text = Path(path).suffix.lower() in TEXT_SUFFIXES
     return read_recording(path, **({"columns": tuple(columns)} if columns and text else {}))
 
 

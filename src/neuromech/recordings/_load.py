@@ -18,7 +18,8 @@ import numpy as np
 from ._recording import Recording
 from ._units import canonical_unit, to_internal
 
-SUFFIXES = (".csv", ".txt", ".dat", ".npz", ".mat", ".abf", ".nwb")
+TEXT_SUFFIXES = (".csv", ".txt", ".dat")  # read by read_text
+SUFFIXES = (*TEXT_SUFFIXES, ".npz", ".mat", ".abf", ".nwb")
 
 
 class UnitWarning(UserWarning):
@@ -69,8 +70,8 @@ def read_recording(path: str | os.PathLike, **options) -> Recording:
         {'time': 'ms', 'voltage': 'mV', 'current': 'pA'}
     """
     path = Path(path)
-    loaders = {".csv": read_text, ".txt": read_text, ".dat": read_text, ".npz": read_npz,
-               ".mat": read_mat, ".abf": read_abf, ".nwb": read_nwb}
+    loaders = {**dict.fromkeys(TEXT_SUFFIXES, read_text), ".npz": read_npz, ".mat": read_mat, ".abf": read_abf,
+               ".nwb": read_nwb}
     loader = loaders.get(path.suffix.lower())
     if loader is None:
         raise ValueError(f"{path}: unknown recording format {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
