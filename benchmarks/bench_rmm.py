@@ -245,7 +245,7 @@ def _fit_real(files, held_val, held_test, preset: str, seed: int = 0):
 def bench_real(out: Path, presets=("neuron", "mammalian"), seeds=(0,)) -> dict:
     """Real cells, each fitted with each preset and seed: held-out spike counts, coincidence, voltage
     error; cell A also the passive deflection under the hyperpolarising pulse; a figure per cell
-    (last preset and seed)."""
+    (of its last fit)."""
     if not (DATA / "171116sh_0018.abf").exists():
         return {"skipped": f"no data at {DATA}"}
     results = {}
@@ -257,9 +257,9 @@ def bench_real(out: Path, presets=("neuron", "mammalian"), seeds=(0,)) -> dict:
                 print(f"  {cell}, {preset}, seed {seed}: spikes model/data per held-out sweep {counts}; count "
                       f"error {result['spike_count_error']:.2f}, coincidence {result['coincidence']:.2f}, "
                       f"inner product {result['inner_product']:.2f}, fit {result['fit_s']:.0f} s", flush=True)
+                if cell == "cell A":
+                    _deflections(result, test, preds)
                 results[f"{cell}, {preset}, seed {seed}"] = result
-        if cell == "cell A":
-            _deflections(result, test, preds)
         _real_figure(out / f"rmm_{cell.replace(' ', '')}.png", test, metrics, preds)
     return results
 
