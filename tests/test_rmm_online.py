@@ -163,14 +163,17 @@ def _rich_circuit():
     return rmm.init_circuit(rec, settings, seed=5), rec
 
 
-def _both(model, voltage, current, **kw):
-    """replay with the JAX and the NumPy backend (float64 both: call under x64)."""
+FAST = pytest.mark.parametrize("backend", ["numpy", "numba"])  # the float64 realisations
+
+
+def _both(model, voltage, current, backend, **kw):
+    """replay with the JAX backend and ``backend`` (float64 both: call under x64)."""
     return [rmm.replay(rmm.online(model, backend=b, **kw), voltage, current, every=10, timing=False)
-            for b in ("jax", "numpy")]
+            for b in ("jax", backend)]
 
 
 def _assert_same(ref, fast, atol, theta_rtol=1e-9):
-    """The NumPy backend's replay equals the JAX backend's: predictions (mV) and currents (nA) to
+    """A float64 backend's replay equals the JAX backend's: predictions (mV) and currents (nA) to
     ``atol``, θ to ``theta_rtol`` (relative), flags exactly.
 
     Both run in float64. The NumPy realisation differs from XLA only in the order of sums, the
@@ -179,7 +182,8 @@ def _assert_same(ref, fast, atol, theta_rtol=1e-9):
     feeds back (closed loop through a stable model: ≈ 1e-13 seen). RLS amplifies rounding by the
     condition number of its covariance: on these short, weakly exciting records JAX against itself,
     with the voltages perturbed by 1e-15 relative, moves θ by ≈ 6e-7 relative (cond P ≈ 1e5), and
-    the NumPy backend is as close. Each test's tolerance is ~100× what it sees; a wrong term (a
+    the float64 backends are as close. The compiled (Numba) backend follows the NumPy one operation
+    by operation, with its sums in loop order rather than BLAS's. Each test's tolerance is ~100× what it sees; a wrong term (a
     missed current, a swapped gate, a stale state) differs by ≥ 1e-3.
     """
     for key in ("prediction", "currents"):
@@ -189,7 +193,8 @@ def _assert_same(ref, fast, atol, theta_rtol=1e-9):
     np.testing.assert_array_equal(fast["flagged"], ref["flagged"])
 
 
-def test_numpy_step_equals_jax_observer_with_rls_and_gaps_in_the_data():
+@FAST
+def test_fast_step_equals_jax_observer_with_rls_and_gaps_in_the_data(backend):
     rec = _data(4000, seed=6)
     v = rec.voltage[0].copy()
     v[1500:1504] = np.nan  # dropped samples: flagged, not absorbed, RLS skipped
@@ -198,47 +203,50 @@ def test_numpy_step_equals_jax_observer_with_rls_and_gaps_in_the_data():
     i[3000] = np.nan
     with jax.enable_x64(True):
         model = rmm.init_rmm(_data(seed=4), RICH, seed=2)
-        ref, fast = _both(model, v, i, rls=True, forgetting=0.999)
+        ref, fast = _both(model, v, i, backend, rls=True, forgetting=0.999)
     assert fast["flagged"].sum() == 6
     assert np.all(np.isfinite(fast["prediction"])) and np.ptp(fast["theta"][0], axis=0).max() > 1e-3  # θ moved
     _assert_same(ref, fast, atol=1e-7, theta_rtol=1e-6)  # seen: 4e-13 mV, 9e-10 nA, θ 3e-9
 
 
-def test_numpy_step_equals_jax_in_a_circuit():
+@FAST
+def test_fast_step_equals_jax_in_a_circuit(backend):
     with jax.enable_x64(True):
         circuit, rec = _rich_circuit()
         v = rec.voltages(circuit.channels)[0][:, :3000].copy()
         i = rec.currents(circuit.names)[0][:, :3000] * 0.05
         v[2, 1000:1003] = np.nan  # the exogenous channel drops samples
         # Closed loop: the model runs on its own voltages, driven by the exogenous one.
-        ref, fast = _both(circuit, v, i, mode="closed-loop")
+        ref, fast = _both(circuit, v, i, backend, mode="closed-loop")
     assert fast["flagged"].sum() == 3 and np.all(np.isfinite(fast["prediction"]))
     _assert_same(ref, fast, atol=1e-10)  # seen: 6e-14 mV, 5e-13 nA
     # Observer with RLS on a subset: the others stay fixed and enter the target.
     v[0, 2000] = np.nan
     with jax.enable_x64(True):
-        ref, fast = _both(circuit, v, i, rls=True, adapt=("holding", "K", "syn B->A"))
+        ref, fast = _both(circuit, v, i, backend, rls=True, adapt=("holding", "K", "syn B->A"))
     assert fast["flagged"].sum() == 4
     _assert_same(ref, fast, atol=1e-6, theta_rtol=1e-4)  # seen: 2e-9 mV, 2e-8 nA, θ 1.2e-6
 
 
-def test_numpy_backend_runs_a_float32_model_in_float64():
+@FAST
+def test_fast_backend_runs_a_float32_model_in_float64(backend):
     """Without x64 (JAX's default) the model's arrays are float32: the JAX backend computes in
-    float32, the NumPy backend in float64 from the same values. They agree to float32 rounding:
+    float32, the float64 backends in float64 from the same values. They agree to float32 rounding:
     ε₃₂ ≈ 6e-8 of values up to ~60 mV and ~300 nA, over a few dozen operations (seen: 7e-6 mV,
     4e-4 nA)."""
     model = rmm.init_rmm(_data(seed=4), RICH, seed=2)
     assert model.bank.A.dtype == np.float32
     rec = _data(1000, seed=6)
-    ref, fast = _both(model, rec.voltage[0], rec.current[0])
+    ref, fast = _both(model, rec.voltage[0], rec.current[0], backend)
     np.testing.assert_allclose(fast["prediction"], ref["prediction"], rtol=0, atol=1e-4)
     np.testing.assert_allclose(fast["currents"], ref["currents"], rtol=0, atol=1e-5 * np.abs(ref["currents"]).max())
 
 
 @pytest.mark.skipif("gain" not in getattr(rmm.MonotoneGate, "__dataclass_fields__", {}),
                     reason="MonotoneGate has no output gain in this version")
-def test_numpy_step_equals_jax_with_gate_gains():
-    """Gates with an output gain (sigmoid(s · gain · net)): the NumPy backend folds the gain into
+@FAST
+def test_fast_step_equals_jax_with_gate_gains(backend):
+    """Gates with an output gain (sigmoid(s · gain · net)): the float64 backends fold the gain into
     the last layer, a rounding-level reordering (tolerance as in _assert_same)."""
     import dataclasses
 
@@ -252,14 +260,15 @@ def test_numpy_step_equals_jax_with_gate_gains():
             gain = jnp.linspace(0.5, 4.0, np.size(c.g))
             model = eqx.tree_at(lambda m: m.currents[j].activation, model,
                                 dataclasses.replace(c.activation, gain=gain))
-        ref, fast = _both(model, rec.voltage[0], rec.current[0])
+        ref, fast = _both(model, rec.voltage[0], rec.current[0], backend)
     _assert_same(ref, fast, atol=1e-10)
 
 
-def test_numpy_step_leaves_its_state_argument_alone_and_rejects_bad_input():
+@FAST
+def test_fast_step_leaves_its_state_argument_alone_and_rejects_bad_input(backend):
     model = rmm.init_rmm(_data(seed=4), CELL, seed=1)
-    s = rmm.online(model, rls=True)
-    assert s.backend == "numpy"
+    s = rmm.online(model, rls=True, backend=backend)
+    assert s.backend == backend
     state = s.init(-60.0)
     before = state.copy()
     new, pred, currents = s.step(state, -59.0, 0.1)
@@ -268,8 +277,10 @@ def test_numpy_step_leaves_its_state_argument_alone_and_rejects_bad_input():
     assert s.unpack(new).k == 1.0 and new[s.flag_index] == 0.0
     with pytest.raises(ValueError, match=r"v_measured \(1,\) mV"):
         s.step(state, [1.0, 2.0], 0.0)
+    with pytest.raises(ValueError, match=r"flat state of this streamer|could not broadcast"):
+        s.step(state[:-1], -59.0, 0.1)
     with pytest.raises(ValueError, match="backend must be one of"):
-        rmm.online(model, backend="numba")
+        rmm.online(model, backend="cython")
 
 
 def test_numpy_backend_refuses_a_model_it_does_not_reproduce(monkeypatch):

@@ -22,12 +22,14 @@ A sample with a NaN (a dropped or missing sample) is never absorbed: the step ho
 valid exogenous voltage, lets the model fill in for the measured voltage, skips the RLS update,
 and flags the sample in the state (``flagged``, ``n_flagged``).
 
-Backends (one step, two realisations that agree to rounding): ``"numpy"`` evaluates the step in
-float64 NumPy from packed copies of the model's arrays (:mod:`._online_numpy`); ``"jax"`` runs it
-as one compiled XLA call (:mod:`._online_jax`, the reference). For one 36-state neuron on a
-2-core x86 CPU shared with other jobs, the median sample took ≈ 9 µs (15 µs with RLS) with NumPy
-and ≈ 77 µs with JAX, whose call hands the work to XLA's threads and back
-(``benchmarks/bench_online.py``).
+Backends (one step, three realisations that agree to rounding): ``"numba"`` (the default) runs the
+step as one compiled machine-code call on float64 operands packed from the model's arrays
+(:mod:`._online_numba`); ``"numpy"`` evaluates the same equations with a few dozen NumPy calls
+(:mod:`._online_numpy`; no compiler, but each call's interpreter overhead adds up); ``"jax"`` runs
+it as one compiled XLA call (:mod:`._online_jax`, the reference). For one 36-state neuron on this
+project's 2-core x86 CPU under a CPython 3.11 build without optimisations, the median sample took
+≈ 13 µs with Numba (≈ 14 µs with RLS), ≈ 31 µs (53 µs) with NumPy and ≈ 177 µs with JAX, whose call
+hands the work to XLA's threads and back (``benchmarks/bench_online.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from ._model import RMM
 from ._online_jax import OnlineState as OnlineState
 from ._online_jax import _channels, _linear, jax_step, regressors
 from ._online_jax import rls_update as rls_update
-from ._online_numpy import numpy_step
+from ._online_numpy import numpy_step, pack
 
 MODES = ("observer", "closed-loop")
 
@@ -60,18 +62,18 @@ def as_circuit(model) -> Circuit:
     raise ValueError(f"expected an RMM or a Circuit, got {type(model).__name__}")
 
 
-BACKENDS = ("numpy", "jax")
+BACKENDS = ("numba", "numpy", "jax")
 
 
 @dataclasses.dataclass(frozen=True)
 class Streamer:
     """A streaming interface (see :func:`online`).
 
-    The state travels as one flat array (NumPy float64 for ``backend="numpy"``, a JAX array in the
+    The state travels as one flat array (NumPy float64 for ``"numba"`` and ``"numpy"``, a JAX array in the
     model's dtype for ``"jax"``: a compiled call's cost grows with the number of arrays it is
     passed, and a real-time loop pays it every sample); ``unpack(state)`` gives the named
     :class:`OnlineState` of NumPy arrays (``flagged``, ``n_flagged``, ``theta``, ...). A step never
-    writes to the state it is given. The NumPy step keeps work buffers of its own: run one
+    writes to the state it is given. The Numba and NumPy steps keep buffers of their own: run one
     streamer per thread (call :func:`online` again for a second loop).
 
     Attributes:
@@ -83,7 +85,7 @@ class Streamer:
         flag_index: position of ``flagged`` in the flat state (``np.asarray(state)[flag_index] > 0``:
             the last sample had a NaN and was not absorbed).
         circuit, mode, forgetting; current_names; parameter_names: per neuron, the θ entries;
-        backend: ``"numpy"`` or ``"jax"``.
+        backend: ``"numba"``, ``"numpy"`` or ``"jax"``.
     """
 
     init: Callable
@@ -95,7 +97,7 @@ class Streamer:
     forgetting: float | None
     current_names: tuple
     parameter_names: tuple
-    backend: str = "numpy"
+    backend: str = "numba"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +119,7 @@ class _Layout:
 
 
 def online(model, *, mode: str = "observer", rls: bool = False, forgetting: float = 0.9999,
-           delta: float = 1e-2, adapt: tuple[str, ...] | None = None, backend: str = "numpy") -> Streamer:
+           delta: float = 1e-2, adapt: tuple[str, ...] | None = None, backend: str = "numba") -> Streamer:
     """A causal streaming interface for an :class:`RMM` or a :class:`Circuit`.
 
     Main arguments:
@@ -136,11 +138,13 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             of the regression and biases every free parameter a little).
         delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
             worth of data (scaled to the neuron's C).
-        backend: ``"numpy"`` (default: the same equations in float64 NumPy, built once from the
-            model's arrays; ≈ 10 µs per sample for one neuron, for real-time loops) or ``"jax"``
-            (one ahead-of-time compiled XLA call per sample in the model's dtype; ≈ 80 µs per
-            sample on a CPU, nearly all of it the call itself). Both give the same numbers to
-            rounding (to float32 rounding for a float32 model, which NumPy runs in float64).
+        backend: ``"numba"`` (default: the step compiled to machine code once per process and
+            cached on disk, float64, built from the model's arrays; ≈ 7 µs per call for one
+            neuron, for real-time loops), ``"numpy"`` (the same equations in float64 NumPy calls,
+            no compiler; ≈ 30 µs) or ``"jax"`` (one ahead-of-time compiled XLA call per sample in
+            the model's dtype; ≈ 80–180 µs per sample on a CPU, nearly all of it the call itself).
+            All give the same numbers to rounding (to float32 rounding for a float32 model, which
+            Numba and NumPy run in float64).
 
     Returns:
         A :class:`Streamer`; with ``backend="jax"`` its step is compiled here, before the first
@@ -151,8 +155,9 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             voltage of the modelled neurons to regress on), a forgetting factor outside (0, 1], or
             an ``adapt`` name the model does not have.
         TypeError: for a current other than Leak, ConductanceCurrent or LumpedCurrent.
-        NotImplementedError: ``backend="numpy"`` for a model whose currents the NumPy realisation
-            does not reproduce (checked on one step at four voltages); ``backend="jax"`` runs it.
+        NotImplementedError: ``backend="numba"`` or ``"numpy"`` for a model whose currents the
+            float64 realisation does not reproduce (checked on one step at four voltages);
+            ``backend="jax"`` runs it.
 
     Example:
         A passive cell (leak 0.1 µS to −60 mV, C = 1 nF, dt = 0.1 ms) measured at −59 mV:
@@ -189,10 +194,12 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
         return jax.tree_util.tree_unflatten(treedef, leaves)
 
     flag_index = layout.offsets["flagged"]
-    if backend == "numpy":
-        init = _numpy_init(circuit, layout, delta)
-        step = numpy_step(layout, circuit, mode, rls, forgetting)
-        _check_numpy_step(circuit, layout, init, step, mode)
+    if backend in ("numba", "numpy"):
+        from ._online_numba import numba_step  # compiles its kernel on first use (cached on disk)
+
+        init = _float64_init(circuit, layout, delta)
+        step = (numba_step if backend == "numba" else numpy_step)(pack(layout, circuit), mode, rls, forgetting)
+        _check_float64_step(circuit, layout, init, step, mode)
     else:
         init, step = jax_step(circuit, layout, init_tree, mode, rls, forgetting)
     return Streamer(init, step, unpack, flag_index, circuit, mode, forgetting if rls else None,
@@ -251,10 +258,11 @@ def _layout(circuit: Circuit, adapt, delta):
     return layout, init_tree, template
 
 
-def _check_numpy_step(circuit: Circuit, layout: _Layout, init, step, mode: str):
-    """One NumPy step against the model's own (JAX) currents and banks, at rest at a few voltages.
+def _check_float64_step(circuit: Circuit, layout: _Layout, init, step, mode: str):
+    """One float64 (Numba or NumPy) step against the model's own (JAX) currents and banks, at rest
+    at a few voltages.
 
-    The NumPy realisation mirrors the current classes by hand; should they gain a term it does not
+    The float64 realisations mirror the current classes by hand; should they gain a term it does not
     know, this fails here, loudly, instead of streaming different numbers.
 
     Raises:
@@ -284,13 +292,13 @@ def _check_numpy_step(circuit: Circuit, layout: _Layout, init, step, mode: str):
             err = np.abs(got - want) / (1.0 + np.abs(want))
             if not np.all(err <= tol):
                 raise NotImplementedError(
-                    f"the NumPy online step disagrees with the model's own {name} near {v0 + 1.0:g} mV (relative "
+                    f"the float64 online step disagrees with the model's own {name} near {v0 + 1.0:g} mV (relative "
                     f"error {np.nanmax(err):.2g} > {tol:.2g}): the model holds a current or field the NumPy "
-                    "realisation does not know; use online(..., backend='jax')")
+                    "realisations do not know; use online(..., backend='jax')")
 
 
-def _numpy_init(circuit: Circuit, layout: _Layout, delta: float):
-    """``init(v0)`` for the NumPy backend: the JAX backend's start state, built in float64."""
+def _float64_init(circuit: Circuit, layout: _Layout, delta: float):
+    """``init(v0)`` for the float64 backends: the JAX backend's start state, built in float64."""
     n, C, off = layout.n, layout.C, layout.offsets
     banks = [(m.bank, i) for i, m in enumerate(circuit.neurons)] + [(s.bank, s.pre) for s in circuit.synapses]
     gains = [(dc_gain(b), src) for b, src in banks]

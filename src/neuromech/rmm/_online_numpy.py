@@ -29,6 +29,7 @@ step against the model's own currents whenever it builds this backend).
 
 from __future__ import annotations
 
+import dataclasses
 from math import isfinite
 
 import numpy as np
@@ -95,19 +96,60 @@ class _Nets:
         return stacks, slot, pos
 
 
-def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
-    """Build ``step(state, v_measured, i_applied) -> (state, prediction, currents)`` in NumPy.
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """The operands of one online step, packed once from a circuit (float64; shared by the NumPy
+    and the compiled realisations). Indices point into the *work buffer*: the flat state followed
+    by the constants 0.0 (index ``S``) and 1.0 (index ``S + 1``).
 
-    ``state`` is the flat float64 array of :class:`~neuromech.rmm.OnlineState` in the layout of
-    ``layout`` (the JAX backend's ravelled state). Each call returns a new state array and never
-    writes to its argument.
+    Attributes:
+        n, C, L, S: modelled neurons, channels, filter states, size of the flat state.
+        offsets: where each :class:`~neuromech.rmm.OnlineState` field starts in the flat state.
+        dt: sampling period (ms).
+        v_in, B, A, diagonal: every bank at once, ``x⁺ = A x + B ∘ work[v_in]`` (``A`` the
+            diagonal when ``diagonal``).
+        stacks: per network depth, ``(inputs, layers, slots, gate)``: the work-buffer indices fed to
+            the block-diagonal MLP (the last one the constant 1), its layers (bias as last column),
+            the slots of ``gv`` its outputs go to, and which of them are gates (logistic output).
+        G: size of ``gv`` (slot 0 holds 1).
+        a_idx, b_idx, d_idx, E_units: per θ entry, ψ = gv[a] · gv[b] · (E − work[d]).
+        readout: rows 0..n−1 sum each neuron's θ ∘ ψ; the next give each read-out current.
+        caps: capacitances (nF).
+        gap_a, gap_b, gap_g, gap_inc: electrical couplings (work indices, conductances, incidence).
+        rls: per neuron ``(θ start, θ stop, P offset, adapted subset or None, fixed entries or None)``,
+            the subsets relative to the neuron's θ.
     """
-    from scipy.special import expit  # the logistic function in one call: 1 / (1 + exp(−x))
 
+    n: int
+    C: int
+    L: int
+    S: int
+    offsets: dict
+    dt: float
+    v_in: np.ndarray
+    B: np.ndarray
+    A: np.ndarray
+    diagonal: bool
+    stacks: list
+    G: int
+    a_idx: np.ndarray
+    b_idx: np.ndarray
+    d_idx: np.ndarray
+    E_units: np.ndarray
+    readout: np.ndarray
+    caps: np.ndarray
+    gap_a: np.ndarray
+    gap_b: np.ndarray
+    gap_g: np.ndarray
+    gap_inc: np.ndarray
+    rls: list
+
+
+def pack(layout, circuit) -> Packed:
+    """The :class:`Packed` operands of ``circuit``'s online step in the flat-state ``layout``."""
     n, C, L, S = layout.n, layout.C, layout.n_states, layout.size
     off = layout.offsets
     dt = float(circuit.dt)
-    observer = mode == "observer"
     # The work buffer is the flat state plus the constants 0.0 and 1.0 at indices S and S + 1.
     # Everything the networks, driving forces and banks read is gathered from it: the voltages
     # v_all as [v_prev (where this sample's own voltages are put first), v_last[n:]], and the
@@ -192,6 +234,33 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
     for j, g in enumerate(circuit.gaps):
         gap_inc[g.a, j] += 1.0
         gap_inc[g.b, j] -= 1.0
+    rls, q = [], off["P"]
+    for i in range(n):
+        sel, fixed = layout.sel[i], np.flatnonzero(~layout.masks[i])
+        p = len(sel)
+        rls.append((int(starts[i]), int(starts[i + 1]), q, None if p == starts[i + 1] - starts[i] else sel,
+                    fixed if fixed.size else None))
+        q += p * p
+    return Packed(n, C, L, S, off, dt, v_in, B, A, diagonal, stacks, G, a_idx, b_idx, d_idx, E_units,
+                  readout, caps, gap_a, gap_b, gap_g, gap_inc, rls)
+
+
+def numpy_step(packed: Packed, mode: str, rls: bool, forgetting: float):
+    """Build ``step(state, v_measured, i_applied) -> (state, prediction, currents)`` in NumPy.
+
+    ``state`` is the flat float64 array of :class:`~neuromech.rmm.OnlineState` in the packed
+    layout (the JAX backend's ravelled state). Each call returns a new state array and never
+    writes to its argument.
+    """
+    from scipy.special import expit  # the logistic function in one call: 1 / (1 + exp(−x))
+
+    pk = packed
+    n, C, L, S, off, dt = pk.n, pk.C, pk.L, pk.S, pk.offsets, pk.dt
+    v_in, B, A, diagonal, G = pk.v_in, pk.B, pk.A, pk.diagonal, pk.G
+    a_idx, b_idx, d_idx, E_units, readout = pk.a_idx, pk.b_idx, pk.d_idx, pk.E_units, pk.readout
+    gap_a, gap_b, gap_g, gap_inc = pk.gap_a, pk.gap_b, pk.gap_g, pk.gap_inc
+    P_tot, ONE = len(a_idx), S + 1
+    observer = mode == "observer"
 
     # One persistent work buffer with every view made once: a step copies the state in, updates
     # the buffer in place (mostly with ``out=``: an allocation costs about as much as a small
@@ -206,38 +275,30 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
     w_v, w_x, w_theta, w_psi = view("v", n), view("xs", L), view("theta", P_tot), view("psi_prev", P_tot)
     w_base, w_vprev, w_vlast = view("base_prev", n), view("v_prev", n), view("v_last", C)
     i_pv, i_fl, i_nf, i_k = off["prev_valid"], off["flagged"], off["n_flagged"], off["k"]
-    rls_parts, q = [], off["P"]  # per neuron: θ, ψ, P views, adapted subset (None: all), fixed entries
-    for i in range(n):
-        sel, fixed = layout.sel[i], np.flatnonzero(~layout.masks[i])
-        p = len(sel)
-        th, ps = w_theta[starts[i]:starts[i + 1]], w_psi[starts[i]:starts[i + 1]]
-        rls_parts.append((i, th, ps, _rls(work[q:q + p * p].reshape(p, p), float(forgetting)),
-                          None if p == len(th) else sel, fixed if fixed.size else None, float(caps[i])))
-        q += p * p
+    rls_parts = []  # per neuron: θ, ψ, P views, adapted subset (None: all), fixed entries
+    for i, (lo, hi, q, sel, fixed) in enumerate(pk.rls):
+        p = hi - lo if sel is None else len(sel)
+        rls_parts.append((i, w_theta[lo:hi], w_psi[lo:hi], _rls(work[q:q + p * p].reshape(p, p), float(forgetting)),
+                          sel, fixed, float(pk.caps[i])))
     inputs = np.empty(C + n)
     vm, ia = inputs[:C], inputs[C:]
     first_used = 0 if observer else n  # closed loop reads the exogenous voltages only
     gv = np.ones(G)
     ab, contrib, x_new, x_in = np.empty(P_tot), np.empty(P_tot), np.empty(L), np.empty(L)
-    packed = []
-    for idx, layers, dest, gate in stacks:
+    mlps = []
+    for idx, layers, dest, gate in pk.stacks:
         hidden = []  # per hidden layer: its buffer with a trailing 1 (the next bias), and a view without
         for W in layers[:-1]:
             h = np.ones(W.shape[0] + 1)
             hidden.append((W, h, h[:-1]))
         y = np.empty(layers[-1].shape[0])
         contiguous = bool(gate.all()) and np.array_equal(dest, np.arange(dest[0], dest[0] + dest.size))
-        packed.append((idx, hidden, layers[-1], y, gv[dest[0]:dest[0] + dest.size] if contiguous else None,
+        mlps.append((idx, hidden, layers[-1], y, gv[dest[0]:dest[0] + dest.size] if contiguous else None,
                        dest, gate))
-    neurons = list(enumerate(caps.tolist()))
+    neurons = list(enumerate(pk.caps.tolist()))
 
     def step(state, v_measured, i_applied):
-        try:
-            vm[:] = v_measured
-            ia[:] = i_applied
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"step takes v_measured ({C},) mV and i_applied ({n},) nA (or scalars); got shapes "
-                             f"{np.shape(v_measured)} and {np.shape(i_applied)}") from err
+        check_inputs(inputs, v_measured, i_applied, C, n)
         w_state[:] = state
         valid = all(map(isfinite, inputs[first_used:].tolist()))
         if valid and observer:
@@ -260,7 +321,7 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
                     th[sel] = t
         # This sample's own voltages (measured, or the model's where it runs free or fills a gap).
         w_vprev[:] = vm[:n] if observer and valid else w_v
-        for idx, hidden, W_out, y, out, dest, gate in packed:
+        for idx, hidden, W_out, y, out, dest, gate in mlps:
             z = work[idx]
             for W, h, h_units in hidden:
                 W.dot(z, out=h_units)
@@ -301,6 +362,16 @@ def numpy_step(layout, circuit, mode: str, rls: bool, forgetting: float):
         return w_state.copy(), w_v.copy(), sums[n:]  # copies: nothing handed out aliases the state
 
     return step
+
+
+def check_inputs(inputs: np.ndarray, v_measured, i_applied, C: int, n: int) -> None:
+    """Put one sample into ``inputs`` (``[v_measured (C,), i_applied (n,)]``), or say what a step takes."""
+    try:
+        inputs[:C] = v_measured
+        inputs[C:] = i_applied
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"step takes v_measured ({C},) mV and i_applied ({n},) nA (or scalars); got shapes "
+                         f"{np.shape(v_measured)} and {np.shape(i_applied)}") from err
 
 
 def _rls(P: np.ndarray, lam: float):
