@@ -133,6 +133,11 @@ def test_stream_cli(tmp_path, capsys):
     import pandas as pd
     table = pd.read_csv(out)
     assert list(table.columns[:2]) == ["t_ms", "holding[0]"] and len(table) == 20  # 2000 samples / 100
+    # The NumPy step streams the same estimates (the two float64 realisations agree to rounding,
+    # amplified by RLS as in _assert_same below).
+    assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0.2",
+                 "--out", str(tmp_path / "est_numpy.csv"), "--backend", "numpy"]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "est_numpy.csv").to_numpy(), table.to_numpy(), rtol=1e-6, atol=1e-9)
     assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0"]) == 2
 
 

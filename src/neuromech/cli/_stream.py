@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     other.add_argument("--forgetting", type=float, default=0.9999, help="RLS forgetting factor per sample")
     other.add_argument("--no-rls", action="store_true", help="do not adapt the read-out")
     other.add_argument("--out", type=Path, default=None, metavar="EST.csv", help="write the estimates over time")
+    other.add_argument("--backend", choices=("numba", "numpy", "jax"), default="numba",
+                       help="online step: compiled float64 (numba, default), NumPy calls, or the JAX reference")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         rec = read_neuron(args.recording, args.sweeps, model.dt, config.data.columns)
         voltage, current, sweep = rec.voltage[:1], rec.current[:1], rec.sweeps[0]
     n = min(rec.n_samples, int(round(args.seconds * 1000.0 / rec.dt)))
-    streamer = online(model, rls=not args.no_rls, forgetting=args.forgetting)
+    streamer = online(model, rls=not args.no_rls, forgetting=args.forgetting, backend=args.backend)
     res = replay(streamer, voltage[:, :n], current[:, :n])
     lat = res["latency_us"]
     budget = 1000.0 * rec.dt  # µs per sample in real time
