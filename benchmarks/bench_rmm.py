@@ -167,7 +167,10 @@ def _ceiling(name: str, test, error: float = 0.01, copies: int = 4) -> dict:
     Measured 2026-12-01 (evening) on the benchmark's test windows: STG 0.43 over 0.5 s and 0.02
     over 10 s, HH 1.00 and 0.99. Separately, on the STG fixture from rest (drive std 0.15 µA/cm²,
     τ 20 ms), 1 % errors kept a median of 0.48 over 2 s and 0.22 over 2–4 s (−0.01 at drive std 3:
-    a stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. Like any
+    a stronger drive did not help); 0.1 % errors 1.00 over 1 s and 0.66 over 2–4 s. On 10 s free
+    runs of ``synthetic_recording("stg", seed=1)`` (2026-12-02) the drive's (std µA/cm², τ ms) gave
+    (0.15, 20) 0.29, (3, 20) 0.13, (6, 5) 0.10, (10, 5) 0.09, (10, 2) 0.10, (20, 2) 0.22; the neuron
+    kept bursting (5–8 spikes per burst) under all of them. Like any
     oscillator that the input barely entrains, the burster's spike phase drifts freely: no model
     short of exact keeps ±2 ms timing over a 10 s free run, so the burst period (and short-horizon
     timing) is what can be asked of a fitted one.
