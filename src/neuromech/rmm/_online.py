@@ -27,9 +27,9 @@ step as one compiled machine-code call on float64 operands packed from the model
 (:mod:`._online_numba`); ``"numpy"`` evaluates the same equations with a few dozen NumPy calls
 (:mod:`._online_numpy`; no compiler, but each call's interpreter overhead adds up); ``"jax"`` runs
 it as one compiled XLA call (:mod:`._online_jax`, the reference). For one 36-state neuron on this
-project's 2-core x86 CPU under a CPython 3.11 build without optimisations, the median sample took
-≈ 13 µs with Numba (≈ 14 µs with RLS), ≈ 31 µs (53 µs) with NumPy and ≈ 177 µs with JAX, whose call
-hands the work to XLA's threads and back (``benchmarks/bench_online.py``).
+project's 2-core x86 CPU under a CPython 3.11 build that runs pure Python slowly, the median sample
+took ≈ 8 µs with Numba (≈ 9 µs with RLS), ≈ 31 µs (54 µs) with NumPy and ≈ 190 µs with JAX, whose
+call hands the work to XLA's threads and back (``benchmarks/bench_online.py``).
 """
 
 from __future__ import annotations
@@ -138,9 +138,9 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             of the regression and biases every free parameter a little).
         delta: RLS prior weight: P₀ = I / (δ · C²) so that the start values count like δ samples'
             worth of data (scaled to the neuron's C).
-        backend: ``"numba"`` (default: the step compiled to machine code once per process and
-            cached on disk, float64, built from the model's arrays; ≈ 7 µs per call for one
-            neuron, for real-time loops), ``"numpy"`` (the same equations in float64 NumPy calls,
+        backend: ``"numba"`` (default: one machine-code kernel on float64 operands built from
+            the model's arrays, compiled once, in about 8 s, then read from Numba's on-disk cache;
+            ≈ 8 µs per sample for one neuron, for real-time loops), ``"numpy"`` (the same equations in float64 NumPy calls,
             no compiler; ≈ 30 µs) or ``"jax"`` (one ahead-of-time compiled XLA call per sample in
             the model's dtype; ≈ 80–180 µs per sample on a CPU, nearly all of it the call itself).
             All give the same numbers to rounding (to float32 rounding for a float32 model, which
@@ -195,10 +195,12 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
 
     flag_index = layout.offsets["flagged"]
     if backend in ("numba", "numpy"):
-        from ._online_numba import numba_step  # compiles its kernel on first use (cached on disk)
-
+        if backend == "numba":
+            from ._online_numba import numba_step as make_step  # its kernel compiles (or loads) on import
+        else:
+            make_step = numpy_step
         init = _float64_init(circuit, layout, delta)
-        step = (numba_step if backend == "numba" else numpy_step)(pack(layout, circuit), mode, rls, forgetting)
+        step = make_step(pack(layout, circuit), mode, rls, forgetting)
         _check_float64_step(circuit, layout, init, step, mode)
     else:
         init, step = jax_step(circuit, layout, init_tree, mode, rls, forgetting)
@@ -293,7 +295,7 @@ def _check_float64_step(circuit: Circuit, layout: _Layout, init, step, mode: str
             if not np.all(err <= tol):
                 raise NotImplementedError(
                     f"the float64 online step disagrees with the model's own {name} near {v0 + 1.0:g} mV (relative "
-                    f"error {np.nanmax(err):.2g} > {tol:.2g}): the model holds a current or field the NumPy "
+                    f"error {np.nanmax(err):.2g} > {tol:.2g}): the model holds a current or field the float64 "
                     "realisations do not know; use online(..., backend='jax')")
 
 

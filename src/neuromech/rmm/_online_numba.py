@@ -2,7 +2,7 @@
 call per sample, so that its cost no longer follows the interpreter's speed.
 
 The NumPy step (:mod:`._online_numpy`) is about thirty NumPy calls on a few dozen numbers each, so
-each call's interpreter overhead, not its arithmetic, sets its latency (31.7 µs per sample for one
+each call's interpreter overhead, not its arithmetic, sets its latency (31.1 µs per sample for one
 36-state neuron on this project's 2-core CPU under CPython 3.11.7, whose pure Python runs 2.5×
 slower than the system's 3.11.2). Here the same :class:`~._online_numpy.Packed` operands are
 flattened into one float64 and one int64 array, and one compiled kernel runs the whole sample:
