@@ -188,8 +188,8 @@ def _assert_same(ref, fast, atol, theta_rtol=1e-9):
     condition number of its covariance: on these short, weakly exciting records JAX against itself,
     with the voltages perturbed by 1e-15 relative, moves θ by ≈ 6e-7 relative (cond P ≈ 1e5), and
     the float64 backends are as close. The compiled (Numba) backend follows the NumPy one operation
-    by operation, with its sums in loop order rather than BLAS's. Each test's tolerance is ~100× what it sees; a wrong term (a
-    missed current, a swapped gate, a stale state) differs by ≥ 1e-3.
+    by operation, with its sums in loop order rather than BLAS's. Each test's tolerance is ~100×
+    what it sees; a wrong term (a missed current, a swapped gate, a stale state) differs by ≥ 1e-3.
     """
     for key in ("prediction", "currents"):
         np.testing.assert_allclose(fast[key], ref[key], rtol=0, atol=atol, err_msg=key)

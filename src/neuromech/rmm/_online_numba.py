@@ -127,7 +127,8 @@ def numba_step(pk: Packed, mode: str, rls: bool, forgetting: float):
         except (TypeError, ValueError):  # not a contiguous float64 vector of the state's size
             state = np.ascontiguousarray(state, dtype=np.float64)
             if state.shape != (S,):
-                raise ValueError(f"step takes the flat state of this streamer, shape ({S},); got {state.shape}") from None
+                raise ValueError(f"step takes the flat state of this streamer, shape ({S},); "
+                                 f"got {state.shape}") from None
             _kernel(state, inputs, F, I, out)
         return out[:S], out[S:S + n], out[S + n:]
 
@@ -199,7 +200,8 @@ def _kernel(state, inputs, F, I, out):  # pragma: no cover - compiled; tested th
     gv = np.ones(G)
     for s in range(I[_NSTACK]):
         t = I[_STACKS] + _STACK_FIELDS * s
-        n_in, inp, n_layers, layers, n_out, slots, gate = I[t], I[t + 1], I[t + 2], I[t + 3], I[t + 4], I[t + 5], I[t + 6]
+        n_in, inp, n_layers, layers = I[t], I[t + 1], I[t + 2], I[t + 3]
+        n_out, slots, gate = I[t + 4], I[t + 5], I[t + 6]
         z = np.empty(n_in)
         for a in range(n_in):
             z[a] = work[I[inp + a]]
