@@ -284,6 +284,15 @@ def test_fast_step_leaves_its_state_argument_alone_and_rejects_bad_input(backend
         s.step(state, [1.0, 2.0], 0.0)
     with pytest.raises(ValueError, match=r"flat state of this streamer|could not broadcast"):
         s.step(state[:-1], -59.0, 0.1)
+    # A read-only state, a strided one, a list, integer and array inputs: the same numbers.
+    frozen = state.copy()
+    frozen.flags.writeable = False
+    for args in ((frozen, -59.0, 0.1), (np.repeat(state, 2)[::2], -59, np.array([0.1])),
+                 (list(state), np.array([-59.0]), 0.1)):
+        np.testing.assert_allclose(s.step(*args)[1], pred, rtol=1e-12)
+    if backend == "numba":  # one compiled signature: no call compiles in the middle of a stream
+        from neuromech.rmm._online_numba import _kernel
+        assert len(_kernel.signatures) == 1
     with pytest.raises(ValueError, match="backend must be one of"):
         rmm.online(model, backend="cython")
 
