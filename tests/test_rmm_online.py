@@ -137,7 +137,8 @@ def test_stream_cli(tmp_path, capsys):
     # amplified by RLS as in _assert_same below).
     assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0.2",
                  "--out", str(tmp_path / "est_numpy.csv"), "--backend", "numpy"]) == 0
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "est_numpy.csv").to_numpy(), table.to_numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "est_numpy.csv").to_numpy(), table.to_numpy(),
+                               rtol=1e-6, atol=1e-9)
     assert main(["stream", str(tmp_path / "model"), str(tmp_path / "rec.npz"), "--seconds", "0"]) == 2
 
 

@@ -140,9 +140,10 @@ def online(model, *, mode: str = "observer", rls: bool = False, forgetting: floa
             worth of data (scaled to the neuron's C).
         backend: ``"numba"`` (default: one machine-code kernel on float64 operands built from
             the model's arrays, compiled once, in about 8 s, then read from Numba's on-disk cache;
-            ≈ 8 µs per sample for one neuron, for real-time loops), ``"numpy"`` (the same equations in float64 NumPy calls,
-            no compiler; ≈ 30 µs) or ``"jax"`` (one ahead-of-time compiled XLA call per sample in
-            the model's dtype; ≈ 80–180 µs per sample on a CPU, nearly all of it the call itself).
+            ≈ 8 µs per sample for one neuron, for real-time loops), ``"numpy"`` (the same
+            equations in float64 NumPy calls, no compiler; ≈ 30 µs) or ``"jax"`` (one
+            ahead-of-time compiled XLA call per sample in the model's dtype; ≈ 80–190 µs per
+            sample on a CPU, nearly all of it the call itself).
             All give the same numbers to rounding (to float32 rounding for a float32 model, which
             Numba and NumPy run in float64).
 
