@@ -33,7 +33,7 @@ from ._online_numpy import Packed, check_inputs
  _STACKS, _RLSTAB, _HEADER) = range(39)
 _STACK_FIELDS = 7  # per stack: n inputs, inputs, n layers, layer table, n outputs, slots, gate flags
 _LAYER_FIELDS = 4  # per layer: rows, columns, weights (column-major, in the float array), row ranges
-_RLS_FIELDS = 7  # per neuron: θ start, θ stop, P offset, n adapted, adapted, n fixed, fixed
+_RLS_FIELDS = 6  # per neuron: θ start, P offset, n adapted, adapted, n fixed, fixed
 _FLOAT_HEADER = 2  # dt (ms), forgetting factor λ
 
 
@@ -97,7 +97,7 @@ def flatten(pk: Packed, mode: str, rls: bool, forgetting: float) -> tuple[np.nda
     for lo, hi, q, sel, fixed in pk.rls:
         sel = np.arange(hi - lo) if sel is None else sel
         fixed = np.zeros(0, np.int64) if fixed is None else fixed
-        table += [lo, hi, q, len(sel), blob.add(sel, "i"), len(fixed), blob.add(fixed, "i")]
+        table += [lo, q, len(sel), blob.add(sel, "i"), len(fixed), blob.add(fixed, "i")]
     head[_RLSTAB] = blob.add(np.asarray(table, np.int64), "i")
     F, I = blob.arrays()
     F[0], F[1] = pk.dt, float(forgetting)
@@ -167,7 +167,7 @@ def _kernel(state, inputs, F, I, out):  # pragma: no cover - compiled; tested th
     if I[_RLS] == 1 and valid and work[I[_PV]] > 0:
         for i in range(n):
             t = I[_RLSTAB] + _RLS_FIELDS * i
-            lo, q, p, sel, n_fixed, fixed = I[t], I[t + 2], I[t + 3], I[t + 4], I[t + 5], I[t + 6]
+            lo, q, p, sel, n_fixed, fixed = I[t], I[t + 1], I[t + 2], I[t + 3], I[t + 4], I[t + 5]
             y = F[caps + i] * (inputs[i] - work[ovp + i]) / dt - work[ob + i]
             for f in range(n_fixed):  # the parameters held fixed
                 e = lo + I[fixed + f]
