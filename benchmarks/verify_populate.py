@@ -9,8 +9,13 @@ members are simulated under the noisy current σ that the train itself was simul
 what exact DICs would score: of the other models of each input's target in the data set (drawn by
 the same recipe at the true DICs), the fraction that reproduce its pattern under the same σ.
 
+Members are drawn as `populate` draws them, spontaneously active only (no stable equilibrium);
+`--allow-resting` draws them without that condition, as the published recipe does. `--unseen`
+takes every train of DATA_DIR, for a data set whose targets the network never saw (e.g. one
+generated with another seed), instead of the network's test split.
+
     python benchmarks/verify_populate.py DATA_DIR --model stg [--trains 100] [--members 100]
-        [--member-noise matched|SIGMA] [--exact-only]
+        [--member-noise matched|SIGMA] [--exact-only] [--allow-resting] [--unseen]
 """
 
 from __future__ import annotations
@@ -33,11 +38,16 @@ def main(argv=None):
                         help="σ of the members' verification runs: 'matched' (each train's own) or a number")
     parser.add_argument("--exact-only", action="store_true",
                         help="only what exact DICs score, on every test train (no simulation)")
+    parser.add_argument("--allow-resting", action="store_true",
+                        help="draw members that can rest too (the published recipe)")
+    parser.add_argument("--unseen", action="store_true",
+                        help="DATA_DIR holds only targets the network never saw: verify on all its trains")
     args = parser.parse_args(argv)
 
     import neuromech
 
     neuromech.use_cpu_cores()
+    from neuromech.cbm import get_model
     from neuromech.dics import TrainingConfig, load_network, populate
     from neuromech.dics._training import Examples, split_by_target
     from neuromech.jobs import read_training_data
@@ -45,11 +55,15 @@ def main(argv=None):
     loaded = load_network(args.model)
     config = TrainingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in loaded.record["config"].items()})
     frame = read_training_data(args.data)
-    _, _, test = split_by_target(Examples.from_frame(frame), config)
+    examples = Examples.from_frame(frame)
+    test = examples if args.unseen else split_by_target(examples, config)[2]
+    variants = [("all", None)] + ([] if args.allow_resting else [("spontaneously active", get_model(args.model))])
     if args.exact_only:
-        exact = np.asarray(same_dic_match(frame, test, range(len(test))))
-        print(f"{args.model}: what exact DICs score on all {len(test)} test trains: {exact.mean():.3f}; by σ: "
-              + ", ".join(f"{level:g}: {exact[test.sigma == level].mean():.3f}" for level in np.unique(test.sigma)))
+        for label, cbm in variants:
+            exact = np.asarray(same_dic_match(frame, test, range(len(test)), cbm))
+            print(f"{args.model}: what exact DICs score ({label} siblings) on all {len(test)} trains: "
+                  f"{np.nanmean(exact):.3f}; by σ: " + ", ".join(
+                      f"{level:g}: {np.nanmean(exact[test.sigma == level]):.3f}" for level in np.unique(test.sigma)))
         return
     rng = np.random.default_rng(args.seed)
     pick = rng.choice(len(test), size=min(args.trains, len(test)), replace=False)
@@ -60,21 +74,23 @@ def main(argv=None):
     for level in sorted(set(member.values())):
         trains = {k: test.trains[k] for k in member if member[k] == level}
         summary, _ = populate(trains, args.model, n=args.members, seed=args.seed, verify=True,
-                              verify_noise=level, progress=True)
+                              verify_noise=level, spontaneous=not args.allow_resting, progress=True)
         parts.append(summary.assign(sigma=[recorded[k] for k in summary["id"]]))
     summary = pd.concat(parts, ignore_index=True)
     elapsed = time.perf_counter() - start
     ok = summary[summary["status"] == "ok"]
-    print(f"{args.model}: {len(recorded)} held-out test trains × {args.members} members, {elapsed:.0f} s")
+    print(f"{args.model}: {len(recorded)} {'unseen' if args.unseen else 'held-out test'} trains × "
+          f"{args.members} members ({'all' if args.allow_resting else 'spontaneously active only'}), {elapsed:.0f} s")
     print(f"members reproducing the input's pattern: {ok['pattern_match'].mean():.3f} (target ≥ 0.90); "
           f"statuses {summary['status'].value_counts().to_dict()}")
     print(f"members simulated at σ = {args.member_noise}; by the σ the input was simulated with: "
           + ", ".join(f"{level:g}: {g['pattern_match'].mean():.3f} (n={len(g)})" for level, g in ok.groupby("sigma")))
-    exact = same_dic_match(frame, test, pick)
-    print(f"what exact DICs score: the other models of each input's target (the generator's population at the "
-          f"true DICs) under the same σ reproduce the input's pattern {np.mean(exact):.3f}; by σ: "
-          + ", ".join(f"{level:g}: {np.mean([e for e, k in zip(exact, pick) if recorded[int(k)] == level]):.3f}"
-                      for level in sorted(set(recorded.values()))))
+    for label, cbm in variants:
+        exact = np.asarray(same_dic_match(frame, test, pick, cbm))
+        sigma = np.array([recorded[int(k)] for k in pick])
+        print(f"what exact DICs score: the other models of each input's target ({label}; the generator's "
+              f"population at the true DICs) under the same σ reproduce the input's pattern {np.nanmean(exact):.3f}; "
+              "by σ: " + ", ".join(f"{level:g}: {np.nanmean(exact[sigma == level]):.3f}" for level in np.unique(sigma)))
     for pattern, group in ok.groupby("pattern"):
         errors = {c.removesuffix("_error"): round(float(group[c].median()), 3)
                   for c in group.columns if c.endswith("_error") and group[c].notna().any()}
@@ -82,16 +98,27 @@ def main(argv=None):
               f"median relative feature errors {errors}")
 
 
-def same_dic_match(frame, test, pick) -> list[float]:
+def same_dic_match(frame, test, pick, model=None) -> list[float]:
     """Per picked test train: the fraction of the other models of its target simulated under its σ
     (silent ones included) whose pattern is the train's. Members drawn at the true DICs by the
-    same compensation recipe match, on average, this often: what a perfect DIC prediction scores."""
-    groups = {key: g["pattern"].to_numpy() for key, g in frame.groupby(["target", "sigma"])}
+    same compensation recipe match, on average, this often: what a perfect DIC prediction scores.
+    With ``model``, only the other models that cannot rest (no stable equilibrium) count, as
+    `populate` draws them (NaN where none is left)."""
+    keep = np.ones(len(frame), bool)
+    if model is not None:
+        from neuromech.cbm import equilibria
+
+        keep = ~equilibria(model, frame[list(model.conductance_names)].to_numpy()).can_rest
+    frame = frame.assign(_keep=keep)
+    groups = {key: g for key, g in frame.groupby(["target", "sigma"])}
     out = []
     for k in pick:
-        pats = groups[(test.target[k], test.sigma[k])]
-        own = "bursting" if test.bursting[k] else "tonic"
-        out.append((np.sum(pats == own) - 1) / max(len(pats) - 1, 1))
+        group = groups[(test.target[k], test.sigma[k])]
+        own = np.array([len(t) == len(test.trains[k]) and np.array_equal(t, test.trains[k])
+                        for t in group["spike_times"]])
+        others = group["pattern"].to_numpy()[~own & group["_keep"].to_numpy()]
+        mine = "bursting" if test.bursting[k] else "tonic"
+        out.append(float(np.mean(others == mine)) if len(others) else np.nan)
     return out
 
 

@@ -30,3 +30,16 @@ def test_population_bad_target_leaves_nothing(tmp_path, capsys):
     assert main(["population", "--model", "stg", "--gs", "nan", "--gu", "8", "-n", "3", "--out", str(out)]) == 2
     assert "finite" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_population_spontaneous(tmp_path):
+    """--spontaneous writes models that cannot rest, at the requested DICs."""
+    from neuromech.cbm import da, equilibria
+
+    out = tmp_path / "pop.csv"
+    assert main(["population", "--model", "da", "--gs", "10.16", "--gu", "6.33", "-n", "8", "--seed", "18",
+                 "--spontaneous", "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    model = da()
+    assert not equilibria(model, table[list(model.conductance_names)].to_numpy()).can_rest.any()
+    np.testing.assert_allclose(table[["g_s", "g_u"]].to_numpy(), [[10.16, 6.33]] * 8, atol=1e-3)  # as above

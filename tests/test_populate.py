@@ -38,6 +38,35 @@ def test_populations_have_the_predicted_dics():
     pd.testing.assert_frame_equal(pops, pops_again)  # seeded
 
 
+def test_members_cannot_rest_unless_allowed(monkeypatch):
+    """Members are drawn spontaneously active (no stable equilibrium) by default; with
+    ``spontaneous=False`` they are the published recipe's draws; where no member can be drawn
+    spontaneously active the population comes without the condition and the message says so."""
+    from neuromech.cbm import equilibria
+    from neuromech.dics import _populate
+
+    trains = {"t": np.arange(30) * 40.0}
+    model = stg()
+    summary, pops = populate(trains, "stg", n=32, seed=3)
+    assert not equilibria(model, pops[list(model.conductance_names)].to_numpy()).can_rest.any()
+    assert summary["message"].tolist() == [""]
+    plain_summary, plain = populate(trains, "stg", n=32, seed=3, spontaneous=False)
+    assert plain_summary["status"].tolist() == ["ok"] and len(plain) == 32
+
+    real = _populate.generate_population
+
+    def none_spontaneous(*args, spontaneous=False, **kwargs):
+        if spontaneous:
+            raise _populate.UnreachableTargetError("every valid model has a stable resting state")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_populate, "generate_population", none_spontaneous)
+    summary, fallback = populate(trains, "stg", n=32, seed=3)
+    assert summary["status"].tolist() == ["ok"]
+    assert "members may rest" in summary["message"][0] and "stable resting state" in summary["message"][0]
+    pd.testing.assert_frame_equal(fallback, plain)
+
+
 def test_bad_rows_are_reported_and_the_others_kept(tmp_path):
     spikes = tmp_path / "spikes.csv"
     spikes.write_text(

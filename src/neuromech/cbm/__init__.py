@@ -21,3 +21,5 @@ from ._stimulus import Ramp as Ramp
 from ._stimulus import Sampled as Sampled
 from ._stimulus import Step as Step
 from ._stimulus import Stimulus as Stimulus
+from ._equilibria import Equilibria as Equilibria
+from ._equilibria import equilibria as equilibria

@@ -6,7 +6,10 @@ leaving g_f free (Fyon et al. 2024, PNAS Nexus; Brandoit et al. 2025). Unlike th
 which drops models with negative conductances and may return fewer than asked, the generator here
 redraws until it has exactly ``n`` valid models, falls back to other compensated pairs when the
 published pair cannot reach the target, and otherwise raises :class:`UnreachableTargetError` with
-the closest DICs and the valid fraction.
+the closest DICs and the valid fraction. On request it keeps only *spontaneously active* models,
+those without a stable equilibrium (:func:`neuromech.cbm.equilibria`): DICs at threshold do not
+decide whether a model can rest, and a population meant to fire like a recorded neuron should
+not hold members that sit silent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..cbm import ConductanceBasedModel
+from ..cbm import ConductanceBasedModel, equilibria
 from ._compensate import (
     DEFAULT_MAX_ITER,
     DEFAULT_TOL,
@@ -298,8 +301,12 @@ def _check_n(n):
     return int(n)
 
 
-def _run(model, recipe, seed, n, max_draws, kernel, target, guess):
-    """Draw, compensate and collect until n valid models; returns as :func:`_collect`."""
+def _run(model, recipe, seed, n, max_draws, kernel, target, guess, resting=None):
+    """Draw, compensate and collect until n valid models; returns as :func:`_collect`.
+
+    ``resting``: a list to count, per batch, the valid models dropped because they have a stable
+    equilibrium; None keeps them.
+    """
     layout = _layout(model)
     rng = np.random.default_rng(seed)
     ref_target = np.asarray(recipe.reference_targets, dtype=float)
@@ -307,8 +314,12 @@ def _run(model, recipe, seed, n, max_draws, kernel, target, guess):
     guess = np.asarray(guess, dtype=float)
 
     def run_batch(size):
-        g, d, ok = kernel(_draw(recipe, layout, rng, size), ref_target, target, guess)
-        return np.asarray(g), np.asarray(d), np.asarray(ok)
+        g, d, ok = (np.array(a) for a in kernel(_draw(recipe, layout, rng, size), ref_target, target, guess))
+        if resting is not None and ok.any():
+            rests = equilibria(model, g[ok]).can_rest
+            resting.append(int(rests.sum()))
+            ok[np.flatnonzero(ok)[rests]] = False
+        return g, d, ok
 
     with jax.enable_x64(True):
         return _collect(n, max_draws, run_batch)
@@ -378,6 +389,7 @@ def generate_population(
     recipe: Recipe | None = None,
     tol: float = DEFAULT_TOL,
     max_draws: int | None = None,
+    spontaneous: bool = False,
 ) -> Population:
     """``n`` degenerate models with DICs (g_s, g_u) (and g_f if given) at V_th, by the published
     two-stage recipe (Brandoit et al. 2025; Fyon et al. 2024; SCIENCE.md §3).
@@ -402,6 +414,9 @@ def generate_population(
         recipe: override the published :class:`Recipe`.
         tol: tolerance on the achieved DICs; max_draws: candidates drawn at most per compensated set
             (default ``max(100 n, 10 000)``).
+        spontaneous: keep only models without a stable equilibrium, which cannot rest and so fire
+            on their own (redrawn like invalid ones). DICs at V_th leave this open: of the DA
+            models drawn at one target, typically a fifth rest while their siblings fire.
 
     Returns:
         A :class:`Population` of n models, ids 0..n−1.
@@ -442,11 +457,17 @@ def generate_population(
         guess = [(a + b * g_s) / recipe.leak_reference for name, a, b in recipe.starting_guess
                  if layout.index[name] in cols]
         kernel = _kernel(model, v, ref_cols, (rows, cols, guess_cols), calcium_path, tol)
-        g, d, all_g, all_ok = _run(model, recipe, seed, n, max_draws, kernel, target, guess)
+        resting = [] if spontaneous else None
+        g, d, all_g, all_ok = _run(model, recipe, seed, n, max_draws, kernel, target, guess, resting)
         if len(g) == n:
             names = ",".join(layout.names[c] for c in cols)
             return _population(model, g, d, np.broadcast_to(target_full, (n, 3)).copy(), v, names, calcium_path)
-        err = unreachable_error(model, all_g, all_ok, target_full[None], np.full(len(all_g), v), calcium_path, cols)
+        extra = ""
+        if resting:
+            extra = (f" Of the valid models, {sum(resting)} have a stable resting state and were dropped "
+                     f"(spontaneous=True); {int(all_ok.sum())} fire on their own.")
+        err = unreachable_error(model, all_g, all_ok, target_full[None], np.full(len(all_g), v), calcium_path,
+                                cols, extra=extra)
         if compensated is not None:
             raise err
         failures.append((comp, err))
