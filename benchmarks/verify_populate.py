@@ -9,13 +9,14 @@ members are simulated under the noisy current σ that the train itself was simul
 what exact DICs would score: of the other models of each input's target in the data set (drawn by
 the same recipe at the true DICs), the fraction that reproduce its pattern under the same σ.
 
-Members are drawn as `populate` draws them, spontaneously active only (no stable equilibrium);
-`--allow-resting` draws them without that condition, as the published recipe does. `--unseen`
+Members are drawn as `populate` draws them, by the published recipe; `--spontaneous` keeps only
+members without a stable equilibrium (which cannot rest) and adds what exact DICs score among
+such siblings. `--unseen`
 takes every train of DATA_DIR, for a data set whose targets the network never saw (e.g. one
 generated with another seed), instead of the network's test split.
 
     python benchmarks/verify_populate.py DATA_DIR --model stg [--trains 100] [--members 100]
-        [--member-noise matched|SIGMA] [--exact-only] [--allow-resting] [--unseen]
+        [--member-noise matched|SIGMA] [--exact-only] [--spontaneous] [--unseen]
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def main(argv=None):
                         help="σ of the members' verification runs: 'matched' (each train's own) or a number")
     parser.add_argument("--exact-only", action="store_true",
                         help="only what exact DICs score, on every test train (no simulation)")
-    parser.add_argument("--allow-resting", action="store_true",
-                        help="draw members that can rest too (the published recipe)")
+    parser.add_argument("--spontaneous", action="store_true",
+                        help="draw only members that cannot rest (no stable equilibrium)")
     parser.add_argument("--unseen", action="store_true",
                         help="DATA_DIR holds only targets the network never saw: verify on all its trains")
     args = parser.parse_args(argv)
@@ -57,7 +58,7 @@ def main(argv=None):
     frame = read_training_data(args.data)
     examples = Examples.from_frame(frame)
     test = examples if args.unseen else split_by_target(examples, config)[2]
-    variants = [("all", None)] + ([] if args.allow_resting else [("spontaneously active", get_model(args.model))])
+    variants = [("all", None)] + ([("spontaneously active", get_model(args.model))] if args.spontaneous else [])
     if args.exact_only:
         for label, cbm in variants:
             exact = np.asarray(same_dic_match(frame, test, range(len(test)), cbm))
@@ -74,13 +75,13 @@ def main(argv=None):
     for level in sorted(set(member.values())):
         trains = {k: test.trains[k] for k in member if member[k] == level}
         summary, _ = populate(trains, args.model, n=args.members, seed=args.seed, verify=True,
-                              verify_noise=level, spontaneous=not args.allow_resting, progress=True)
+                              verify_noise=level, spontaneous=args.spontaneous, progress=True)
         parts.append(summary.assign(sigma=[recorded[k] for k in summary["id"]]))
     summary = pd.concat(parts, ignore_index=True)
     elapsed = time.perf_counter() - start
     ok = summary[summary["status"] == "ok"]
     print(f"{args.model}: {len(recorded)} {'unseen' if args.unseen else 'held-out test'} trains × "
-          f"{args.members} members ({'all' if args.allow_resting else 'spontaneously active only'}), {elapsed:.0f} s")
+          f"{args.members} members ({'spontaneously active only' if args.spontaneous else 'all'}), {elapsed:.0f} s")
     print(f"members reproducing the input's pattern: {ok['pattern_match'].mean():.3f} (target ≥ 0.90); "
           f"statuses {summary['status'].value_counts().to_dict()}")
     print(f"members simulated at σ = {args.member_noise}; by the σ the input was simulated with: "

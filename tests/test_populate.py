@@ -38,20 +38,23 @@ def test_populations_have_the_predicted_dics():
     pd.testing.assert_frame_equal(pops, pops_again)  # seeded
 
 
-def test_members_cannot_rest_unless_allowed(monkeypatch):
-    """Members are drawn spontaneously active (no stable equilibrium) by default; with
-    ``spontaneous=False`` they are the published recipe's draws; where no member can be drawn
-    spontaneously active the population comes without the condition and the message says so."""
+def test_spontaneous_members(monkeypatch, tmp_path):
+    """With ``spontaneous`` members are drawn without a stable equilibrium; where none can be drawn
+    so, the population comes from the published recipe and the message says so."""
     from neuromech.cbm import equilibria
     from neuromech.dics import _populate
 
     trains = {"t": np.arange(30) * 40.0}
     model = stg()
-    summary, pops = populate(trains, "stg", n=32, seed=3)
-    assert not equilibria(model, pops[list(model.conductance_names)].to_numpy()).can_rest.any()
+    summary, pops = populate(trains, "stg", n=32, seed=3, spontaneous=True)
     assert summary["message"].tolist() == [""]
-    plain_summary, plain = populate(trains, "stg", n=32, seed=3, spontaneous=False)
-    assert plain_summary["status"].tolist() == ["ok"] and len(plain) == 32
+    assert not equilibria(model, pops[list(model.conductance_names)].to_numpy()).can_rest.any()
+    _, plain = populate(trains, "stg", n=32, seed=3)
+    spikes, out = tmp_path / "spikes.csv", tmp_path / "pops.csv"
+    spikes.write_text("id,spike_time\n" + "".join(f"t,{40.0 * k}\n" for k in range(30)))
+    assert main(["populate", str(spikes), "--model", "stg", "-n", "32", "--seed", "3", "--spontaneous",
+                 "--out", str(out)]) == 0
+    assert not equilibria(model, pd.read_csv(out)[list(model.conductance_names)].to_numpy()).can_rest.any()
 
     real = _populate.generate_population
 
@@ -61,7 +64,7 @@ def test_members_cannot_rest_unless_allowed(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(_populate, "generate_population", none_spontaneous)
-    summary, fallback = populate(trains, "stg", n=32, seed=3)
+    summary, fallback = populate(trains, "stg", n=32, seed=3, spontaneous=True)
     assert summary["status"].tolist() == ["ok"]
     assert "members may rest" in summary["message"][0] and "stable resting state" in summary["message"][0]
     pd.testing.assert_frame_equal(fallback, plain)

@@ -30,9 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-noise", type=float, default=0.0, metavar="SIGMA",
                         help="σ (µA/cm²) of the noisy current of the --verify runs, as the input was recorded "
                              "under (default 0: none)")
-    parser.add_argument("--allow-resting", action="store_true",
-                        help="also draw models with a stable resting state (default: only models that cannot rest, "
-                             "as the recorded neuron fires)")
+    parser.add_argument("--spontaneous", action="store_true",
+                        help="draw only models without a stable equilibrium, which cannot rest")
     parser.add_argument("--time-unit", choices=["ms", "s"], default="ms", help="unit of the input times (default ms)")
 
 
@@ -53,7 +52,7 @@ def run(args) -> int:
               "if so, rerun with --time-unit s", file=sys.stderr)
     summary, populations = populate(trains, args.model, args.n, seed=args.seed, verify=args.verify,
                                     verify_noise=args.verify_noise, problems=problems,
-                                    spontaneous=not args.allow_resting, progress=args.verify)
+                                    spontaneous=args.spontaneous, progress=args.verify)
     write_table(outs[0], populations)
     if args.summary is not None:
         write_table(outs[1], summary)
