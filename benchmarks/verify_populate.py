@@ -11,9 +11,8 @@ the same recipe at the true DICs), the fraction that reproduce its pattern under
 
 Members are drawn as `populate` draws them, by the published recipe; `--spontaneous` keeps only
 members without a stable equilibrium (which cannot rest) and adds what exact DICs score among
-such siblings. `--unseen`
-takes every train of DATA_DIR, for a data set whose targets the network never saw (e.g. one
-generated with another seed), instead of the network's test split.
+such siblings. `--unseen` takes every train of DATA_DIR, for a data set whose targets the network
+never saw (e.g. one generated with another seed), instead of the network's test split.
 
     python benchmarks/verify_populate.py DATA_DIR --model stg [--trains 100] [--members 100]
         [--member-noise matched|SIGMA] [--exact-only] [--spontaneous] [--unseen]
@@ -90,8 +89,9 @@ def main(argv=None):
         exact = np.asarray(same_dic_match(frame, test, pick, cbm))
         sigma = np.array([recorded[int(k)] for k in pick])
         print(f"what exact DICs score: the other models of each input's target ({label}; the generator's "
-              f"population at the true DICs) under the same σ reproduce the input's pattern {np.nanmean(exact):.3f}; "
-              "by σ: " + ", ".join(f"{level:g}: {np.nanmean(exact[sigma == level]):.3f}" for level in np.unique(sigma)))
+              f"population at the true DICs) under the same σ reproduce the input's pattern "
+              f"{np.nanmean(exact):.3f}; by σ: "
+              + ", ".join(f"{level:g}: {np.nanmean(exact[sigma == level]):.3f}" for level in np.unique(sigma)))
     for pattern, group in ok.groupby("pattern"):
         errors = {c.removesuffix("_error"): round(float(group[c].median()), 3)
                   for c in group.columns if c.endswith("_error") and group[c].notna().any()}

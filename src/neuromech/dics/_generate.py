@@ -7,9 +7,8 @@ which drops models with negative conductances and may return fewer than asked, t
 redraws until it has exactly ``n`` valid models, falls back to other compensated pairs when the
 published pair cannot reach the target, and otherwise raises :class:`UnreachableTargetError` with
 the closest DICs and the valid fraction. On request it keeps only *spontaneously active* models,
-those without a stable equilibrium (:func:`neuromech.cbm.equilibria`): DICs at threshold do not
-decide whether a model can rest, and a population meant to fire like a recorded neuron should
-not hold members that sit silent.
+those without a stable equilibrium (:func:`neuromech.cbm.equilibria`), which DICs at threshold do
+not decide: populations of pacemakers that must not rest.
 """
 
 from __future__ import annotations
@@ -414,9 +413,9 @@ def generate_population(
         recipe: override the published :class:`Recipe`.
         tol: tolerance on the achieved DICs; max_draws: candidates drawn at most per compensated set
             (default ``max(100 n, 10 000)``).
-        spontaneous: keep only models without a stable equilibrium, which cannot rest and so fire
-            on their own (redrawn like invalid ones). DICs at V_th leave this open: of the DA
-            models drawn at one target, typically a fifth rest while their siblings fire.
+        spontaneous: keep only models without a stable equilibrium, which cannot rest (redrawn
+            like invalid ones). DICs at V_th leave this open: of 480 DA models drawn at 30 targets
+            over the published ranges, 261 could rest, and 252 of those stayed silent over 9 s.
 
     Returns:
         A :class:`Population` of n models, ids 0..n−1.
@@ -465,7 +464,7 @@ def generate_population(
         extra = ""
         if resting:
             extra = (f" Of the valid models, {sum(resting)} have a stable resting state and were dropped "
-                     f"(spontaneous=True); {int(all_ok.sum())} fire on their own.")
+                     f"(spontaneous=True); {int(all_ok.sum())} cannot rest.")
         err = unreachable_error(model, all_g, all_ok, target_full[None], np.full(len(all_g), v), calcium_path,
                                 cols, extra=extra)
         if compensated is not None:
