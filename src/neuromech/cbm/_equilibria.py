@@ -5,9 +5,9 @@ voltage, and the steady-state membrane current balancing the applied current, dV
 voltages are the zeros of the steady-state I–V curve. A model with a *stable* equilibrium can rest
 silently when nothing drives it; one without any cannot rest, so it fires (or oscillates) on its own,
 though an equilibrium whose instability grows over seconds can hold it near rest for a while.
-Which models can rest is what the dynamic input conductances at threshold leave open (a fifth of
-the DA models drawn at one DIC target rest while their siblings fire), and what this module checks
-without simulating.
+Which models can rest is what the dynamic input conductances at threshold leave open (of 480 DA
+models drawn at 30 DIC targets over the published ranges, 261 could rest), and what this module
+checks without simulating.
 
 Method: the steady-state dV/dt is evaluated on a voltage grid; each sign change is refined by
 bisection; at each root the Jacobian of the full vector field (automatic differentiation) decides
@@ -15,7 +15,8 @@ linear stability through its Cayley transform C = (I − hJ/2)⁻¹(I + hJ/2), w
 half-plane onto the unit disc: the equilibrium is stable exactly when the spectral radius of C is
 below 1. The radius is read from repeated squaring (Gelfand's formula), all in batched matrix
 products: no general eigen-solver, which is slow on many tiny matrices and missing on some JAX
-backends, so the check runs on any device at a few ms per 1 000 models.
+backends, so the check runs on any device (18 ms per 1 000 STG models, 9 ms for DA, on a 2-core
+CPU).
 """
 
 from __future__ import annotations
@@ -71,13 +72,15 @@ def _dvdt(model, g, v, i_app):
     return model.derivatives(model.steady_state(g, v), g, i_app)[0]
 
 
-_KERNELS: dict = {}
+_KERNELS: dict = {}  # id(model) → (model, kernels); the model is kept so that its id is not reused
 
 
 def _kernels(model: ConductanceBasedModel):
-    """Compiled (curve on a grid, bisection, Jacobian), cached per model."""
+    """Compiled (curve on a grid, bisection, growth rate), cached per model object."""
     key = id(model)
     if key not in _KERNELS or _KERNELS[key][0] is not model:
+        if len(_KERNELS) >= 16:
+            _KERNELS.pop(next(iter(_KERNELS)))
 
         @jax.jit
         def curve(g, grid, i_app):  # (N, n), (M,) → (N, M)
