@@ -11,7 +11,6 @@ import pytest
 from neuromech.cbm import stg
 from neuromech.cli import main
 from neuromech.dics import dics, populate
-from neuromech.io import read_recorded_trains
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "recordings"
 
