@@ -43,3 +43,16 @@ def test_population_spontaneous(tmp_path):
     model = da()
     assert not equilibria(model, table[list(model.conductance_names)].to_numpy()).can_rest.any()
     np.testing.assert_allclose(table[["g_s", "g_u"]].to_numpy(), [[10.16, 6.33]] * 8, atol=1e-3)  # as above
+    plain = tmp_path / "plain.csv"
+    assert main(["population", "--model", "da", "--gs", "10.16", "--gu", "6.33", "-n", "8", "--seed", "18",
+                 "--out", str(plain)]) == 0
+    rest = tmp_path / "rest.csv"
+    assert main(["dics", "--model", "da", "--conductances", str(plain), "--rest", "--out", str(rest)]) == 0
+    d = pd.read_csv(rest)
+    eq = equilibria(model, pd.read_csv(plain)[list(model.conductance_names)].to_numpy())
+    assert d["can_rest"].tolist() == eq.can_rest.tolist() and d["can_rest"].any()
+    # v_rest: the stable equilibrium (one per model here), empty where there is none.
+    stable_v = np.where(eq.stable, eq.v, np.nan)[eq.can_rest]
+    np.testing.assert_allclose(d["v_rest"][eq.can_rest], np.nanmin(stable_v, axis=1))
+    assert ((d["v_rest"][eq.can_rest] > -90) & (d["v_rest"][eq.can_rest] < -40)).all()  # rest, not a plateau
+    assert d["v_rest"][~eq.can_rest].isna().all()

@@ -3,9 +3,12 @@
 Writes id,v_th,g_f,g_s,g_u (g_leak-normalised, dimensionless) at the published
 fixed threshold voltage of the model (-51 mV STG, -55.5 mV DA), a voltage you
 give, or each model's own threshold (--v-th auto: first + to - crossing of g_t).
+--rest adds can_rest (a stable equilibrium exists) and v_rest (the lowest stable
+equilibrium, mV; empty where none), from the steady-state I-V curve and the
+Jacobian, without simulating.
 
 Example:
-  neuromech dics --model stg --conductances pop.csv --v-th auto --out dics.csv
+  neuromech dics --model stg --conductances pop.csv --v-th auto --rest --out dics.csv
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="voltage (mV) or 'auto' (each model's own threshold); default: the published value")
     parser.add_argument("--calcium-path", default="python", choices=["python", "ultraslow"],
                         help="STG KCa calcium-path convention (default: python)")
+    parser.add_argument("--rest", action="store_true",
+                        help="add can_rest and v_rest (mV): whether each model has a stable equilibrium, and where")
     parser.add_argument("--out", required=True, type=Path, metavar="DICS", help="table to write (.csv or .parquet)")
 
 
@@ -50,6 +55,15 @@ def run(args) -> int:
             raise ValueError(f"--v-th must be a voltage in mV or 'auto', got {args.v_th!r}") from None
     frame = dics(model, g, v, calcium_path=args.calcium_path).to_frame(ids=table["id"].to_numpy())
     frame = frame[["id", "v_th", "g_f", "g_s", "g_u"]]
+    if args.rest:
+        import numpy as np
+
+        from ..cbm import equilibria
+
+        eq = equilibria(model, g)
+        frame["can_rest"] = eq.can_rest
+        frame["v_rest"] = np.where(eq.stable, eq.v, np.inf).min(axis=1)
+        frame.loc[~eq.can_rest, "v_rest"] = np.nan
     with atomic_path(out) as tmp:
         frame.to_parquet(tmp, index=False) if out.suffix == ".parquet" else frame.to_csv(tmp, index=False)
     return 0
