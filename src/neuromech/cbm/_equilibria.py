@@ -15,7 +15,7 @@ linear stability through its Cayley transform C = (I − hJ/2)⁻¹(I + hJ/2), w
 half-plane onto the unit disc: the equilibrium is stable exactly when the spectral radius of C is
 below 1. The radius is read from repeated squaring (Gelfand's formula), all in batched matrix
 products: no general eigen-solver, which is slow on many tiny matrices and missing on some JAX
-backends, so the check runs on any device (18 ms per 1 000 STG models, 9 ms for DA, on a 2-core
+backends, so the check runs on any device (18–22 ms per 1 000 STG models, 7–13 ms for DA, on a 2-core
 CPU).
 """
 
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._batching import bucket, pad_rows
 from ._model import ConductanceBasedModel, as_conductances
 
 MAX_EQUILIBRIA = 5  # an I–V curve of these models crosses zero at most 3 times; 5 leaves room
@@ -65,6 +66,11 @@ class Equilibria:
     def can_rest(self) -> np.ndarray:
         """(N,) whether each model has a stable equilibrium (can rest silently)."""
         return self.stable.any(axis=1)
+
+    @property
+    def v_rest(self) -> np.ndarray:
+        """(N,) the lowest stable equilibrium (mV), NaN where the model cannot rest."""
+        return np.where(self.can_rest, np.where(self.stable, self.v, np.inf).min(axis=1), np.nan)
 
 
 def _dvdt(model, g, v, i_app):
@@ -166,17 +172,20 @@ def equilibria(
     if not (np.isfinite(lo_v) and np.isfinite(hi_v) and hi_v > lo_v and step > 0):
         raise ValueError(f"v_range must be (low, high) mV with low < high and step > 0; got {v_range!r}, {step!r}")
     curve, refine, growth = _kernels(model)
+    n_models = len(g)
+    size = bucket(n_models)  # few compiled shapes serve every population size
     with jax.enable_x64(True):
         grid = np.arange(lo_v, hi_v + 0.5 * step, step)
-        f = np.asarray(curve(jnp.asarray(_padded(g)), jnp.asarray(grid), float(i_app)))[: len(g)]
+        g_in = jnp.asarray(pad_rows(g, size))
+        f = np.asarray(curve(g_in, jnp.asarray(grid), float(i_app)))[:n_models]
         crossing = np.sign(f[:, :-1]) * np.sign(f[:, 1:]) <= 0
         crossing &= ~(f[:, :-1] == 0)  # an exact zero on the grid is counted once, from its right
         count = np.minimum(crossing.sum(axis=1), MAX_EQUILIBRIA)
         k = max(1, int(count.max()))
         index = np.argsort(~crossing, axis=1, kind="stable")[:, :k]  # first k crossings, in order
         present = np.take_along_axis(crossing, index, axis=1)
-        v = np.asarray(refine(jnp.asarray(_padded(g)), jnp.asarray(_padded(grid[index])),
-                              jnp.asarray(_padded(grid[index + 1])), float(i_app)))[: len(g)]
+        v = np.asarray(refine(g_in, jnp.asarray(pad_rows(grid[index], size)),
+                              jnp.asarray(pad_rows(grid[index + 1], size)), float(i_app)))[:n_models]
         v = np.where(present, v, np.nan)
         # Where dV/dt falls through zero, the steady-state conductance is positive and the equilibrium
         # may be stable. Where it rises, det(J) has the sign that no stable matrix of this size has
@@ -186,12 +195,7 @@ def equilibria(
         rows, cols = np.nonzero(falling)
         rate = np.where(present, np.inf, np.nan)
         if rows.size:
-            out = growth(jnp.asarray(_padded(g[rows])), jnp.asarray(_padded(v[rows, cols])), float(i_app))
+            m = bucket(rows.size)
+            out = growth(jnp.asarray(pad_rows(g[rows], m)), jnp.asarray(pad_rows(v[rows, cols], m)), float(i_app))
             rate[rows, cols] = np.asarray(out)[: rows.size]
     return Equilibria(v=v, growth=rate, count=count)
-
-
-def _padded(a: np.ndarray) -> np.ndarray:
-    """``a`` with rows repeated up to a power of two ≥ 16, so few compiled shapes serve every size."""
-    size = max(16, 1 << int(np.ceil(np.log2(len(a)))))
-    return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])

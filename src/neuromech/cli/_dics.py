@@ -56,14 +56,10 @@ def run(args) -> int:
     frame = dics(model, g, v, calcium_path=args.calcium_path).to_frame(ids=table["id"].to_numpy())
     frame = frame[["id", "v_th", "g_f", "g_s", "g_u"]]
     if args.rest:
-        import numpy as np
-
         from ..cbm import equilibria
 
         eq = equilibria(model, g)
-        frame["can_rest"] = eq.can_rest
-        frame["v_rest"] = np.where(eq.stable, eq.v, np.inf).min(axis=1)
-        frame.loc[~eq.can_rest, "v_rest"] = np.nan
+        frame["can_rest"], frame["v_rest"] = eq.can_rest, eq.v_rest
     with atomic_path(out) as tmp:
         frame.to_parquet(tmp, index=False) if out.suffix == ".parquet" else frame.to_csv(tmp, index=False)
     return 0
