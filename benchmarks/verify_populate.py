@@ -104,14 +104,14 @@ def same_dic_match(frame, test, pick, model=None) -> list[float]:
     (silent ones included) whose pattern is the train's. Members drawn at the true DICs by the
     same compensation recipe match, on average, this often: what a perfect DIC prediction scores.
     With ``model``, only the other models that cannot rest (no stable equilibrium) count, as
-    `populate` draws them (NaN where none is left)."""
+    `populate --spontaneous` draws them (NaN where none is left)."""
     keep = np.ones(len(frame), bool)
     if model is not None:
         from neuromech.cbm import equilibria
 
         keep = ~equilibria(model, frame[list(model.conductance_names)].to_numpy()).can_rest
     frame = frame.assign(_keep=keep)
-    groups = {key: g for key, g in frame.groupby(["target", "sigma"])}
+    groups = dict(list(frame.groupby(["target", "sigma"])))
     out = []
     for k in pick:
         group = groups[(test.target[k], test.sigma[k])]
