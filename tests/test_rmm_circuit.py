@@ -354,3 +354,29 @@ def test_rollouts_against_measured_partners():
         rmm.RolloutSettings(partners="data")
     with pytest.raises(ValueError, match="measured_partners needs the measured voltages"):
         run_circuit(c, start, none, i, measured_partners=True)
+
+
+def test_overshoot_penalty_against_finite_differences(driven):
+    """The penalty's slopes ∂f/∂v (autodiff) against central differences of the circuit's dv/dt,
+    on a circuit made stiff on purpose: a leak of 4 C/dt gives every sample a map slope
+    1 − dt·g/C ≤ −3, so the penalty is at least (4 − 1)² = 9; the teacher itself (0.1 µS leak,
+    dt·g/C = 0.01) has none."""
+    from neuromech.rmm._circuit import circuit_derivative
+    from neuromech.rmm._circuit_fit import _teacher_forcing_arrays
+    teacher, train, _ = driven
+    dtype = teacher.neurons[0].bank.A.dtype
+    v, xs, ss, i, *_ = _teacher_forcing_arrays(teacher, train.window(0, 30), dtype)
+    assert float(rmm.overshoot_penalty(teacher, v, xs, ss, i)) == 0.0
+    stiff = eqx.tree_at(lambda c: c.neurons[0].currents[0].g, teacher, jnp.asarray(4.0 / teacher.dt, dtype))
+
+    # The circuit is float32: divide by the step as represented ((v + h) − (v − h), not 2h), and
+    # rounding leaves ~eps·|f|/h ≈ 5e-4 /ms of the slope's 40 /ms (|f| ≲ 400 mV/ms, h = 0.05 mV),
+    # 1e-5 relative; truncation O(h²) is smaller.
+    h = 0.05
+    def f(dv):
+        return jax.vmap(lambda vv, x, s, ii: circuit_derivative(stiff, vv.at[0].add(dv), x, s, ii))(v, xs, ss, i)[:, 0]
+    slope = (f(h) - f(-h)) / (v[:, 0] + h - (v[:, 0] - h))
+    expected = float(np.mean(np.maximum(-teacher.dt * np.asarray(slope) - 1.0, 0.0) ** 2))
+    got = float(rmm.overshoot_penalty(stiff, v, xs, ss, i))
+    assert expected >= 9.0
+    assert got == pytest.approx(expected, rel=1e-4)

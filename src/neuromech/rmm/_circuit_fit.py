@@ -5,7 +5,8 @@
   neurons, each normalised by its target's variance). As in the single-neuron fit, by default the
   samples are weighted against fast voltage changes (:func:`~neuromech.rmm.derivative_weights`,
   per neuron), the modelled voltages enter as :func:`~neuromech.rmm.centred_voltage`, and short
-  closed-loop rollouts from teacher-forced states follow (4 epochs of 4 ms windows); with
+  closed-loop rollouts from teacher-forced states follow (4 epochs of 4 ms windows); a penalty
+  keeps the free run's one-step map from overshooting (:func:`overshoot_penalty`); with
   validation data the best free run over both stages is kept (:func:`circuit_selection_score`:
   voltage, spikes and, for bursting circuits, burst period and phase).
 - Multiple shooting: short shots (10–40 samples) run in closed loop from trainable start states,
@@ -60,6 +61,10 @@ class CircuitTrainingSettings:
             (:class:`~neuromech.rmm.RolloutSettings`), or None (``rollout = false`` in TOML).
         validate_every: teacher-forcing epochs between free-run checks on the validation data
             (every rollout epoch is checked); only with ``validation`` given to :func:`fit_circuit`.
+        stability: teacher forcing: weight of :func:`overshoot_penalty` (0: none).
+        stability_jitter: std (mV) of the random offsets added to each row's voltages where the
+            penalty is evaluated, so that it holds near the data, where a free run goes, and not
+            only on them.
     """
 
     method: str = "teacher forcing"
@@ -77,6 +82,8 @@ class CircuitTrainingSettings:
     centred: bool = True
     rollout: RolloutSettings | None = RolloutSettings()
     validate_every: int = 10
+    stability: float = 10.0
+    stability_jitter: float = 10.0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -91,6 +98,9 @@ class CircuitTrainingSettings:
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if not self.weighting >= 0:
             raise ValueError(f"weighting must be ≥ 0 (0: unweighted), got {self.weighting}")
+        if not (self.stability >= 0 and self.stability_jitter >= 0):
+            raise ValueError(f"stability and stability_jitter must be ≥ 0, got {self.stability} and "
+                             f"{self.stability_jitter}")
 
     def gamma(self, epoch: int) -> float:
         """γ at ``epoch`` (1-based): linear from gamma_start to gamma_end."""
@@ -133,6 +143,30 @@ def circuit_teacher_forcing_loss(circuit: Circuit, v_all, xs, ss, i_app, dvdt, s
     if weights is not None:
         err = weights * err
     return jnp.sum(jnp.mean(err, axis=0) / scale) + circuit.penalty(weight_decay) / v_all.shape[0]
+
+
+def overshoot_penalty(circuit: Circuit, v_all, xs, ss, i_app):
+    """Σ over neurons of the mean over rows of ``relu(−dt ∂f_i/∂v_i − 1)²``, with f_i neuron i's
+    dv/dt (:func:`~neuromech.rmm.circuit_derivative`) at the rows' voltages ``v_all`` (B, C) and
+    states.
+
+    A free run is the explicit map ``v[k+1] = v[k] + dt f(v[k], x[k])``; its slope in v[k] is
+    ``1 + dt ∂f/∂v``. Where that is negative the map overshoots from one sample to the next, and
+    below −1 the overshoot grows until the run diverges. The exact one-step map of a membrane is
+    monotone (for a chord conductance g its slope is exp(−g dt / C) > 0, its effective
+    conductance C (1 − exp(−g dt / C)) / dt < C / dt), so a model of the data need not go there,
+    but teacher forcing alone does not see the slope: on the half-centre oscillator it learned
+    spike-peak conductances of up to 95 µS with C = 1 nF and dt = 0.1 ms (C / dt = 10 µS), and
+    from its 50th epoch on every free run diverged within a spike (``bench_online.py``).
+    """
+    n = len(circuit.names)
+
+    def own_slopes(v, x, s, i):
+        J = jax.jacfwd(lambda vm: circuit_derivative(circuit, jnp.concatenate([vm, v[n:]]), x, s, i))(v[:n])
+        return jnp.diagonal(J)
+
+    d = jax.vmap(own_slopes)(v_all, xs, ss, i_app)
+    return jnp.sum(jnp.mean(jax.nn.relu(-circuit.dt * d - 1.0) ** 2, axis=0))
 
 
 def _teacher_forcing_arrays(circuit, data, dtype, *, centred: bool = False, weighting: float = 0.0):
@@ -275,15 +309,21 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
                                                         weighting=s.weighting)
         scale = jnp.maximum(jnp.sum(w * (dvdt - jnp.sum(w * dvdt, 0) / jnp.sum(w, 0)) ** 2, 0) / jnp.sum(w, 0),
                             1e-12)
-        arrays = (v, i, dvdt, w, *xs, *ss)
+        # Each row's fixed random offset of the modelled voltages where the overshoot penalty looks.
+        offsets = s.stability_jitter * jax.random.normal(jax.random.fold_in(key, 1), dvdt.shape, dtype)
+        arrays = (v, i, dvdt, w, offsets, *xs, *ss)
         batch = min(s.batch_size, v.shape[0])
         optimizer = optimizer or adam(s.learning_rate, s.epochs * max(v.shape[0] // batch, 1), 0.05)
 
         def loss_rows(p, rows, _):
-            vr, ir, dr, wr, *rest = rows
+            vr, ir, dr, wr, off, *rest = rows
             xr, sr = split_states(rest)
-            return circuit_teacher_forcing_loss(constrain(p, circuit, spec), vr, xr, sr, ir, dr, scale,
-                                                s.weight_decay, wr if s.weighting else None)
+            c = constrain(p, circuit, spec)
+            loss = circuit_teacher_forcing_loss(c, vr, xr, sr, ir, dr, scale, s.weight_decay,
+                                                wr if s.weighting else None)
+            if s.stability:
+                loss = loss + s.stability * overshoot_penalty(c, vr.at[:, :n_cells].add(off), xr, sr, ir)
+            return loss
         trainable = params
     else:
         vm, ve, ia, xs0, ss0, nxt = _windows(circuit, train, s.window, dtype)
