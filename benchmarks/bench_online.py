@@ -9,12 +9,14 @@
 2. RLS tracking: the simulated neuron is an RMM whose K conductance steps to 0.7× at t = 5 s
    (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
 3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):
-   weighted, centred teacher forcing, then the burster's closed-loop rollouts (20 ms windows for 20
-   epochs, γ 0.2 → 0, as examples/rmm_burster.toml; ``--rollout 40,4,0`` gives fit_circuit's
-   defaults; ``--partners measured`` runs each cell of a window against the other's recorded voltage),
-   selected on a 3 s free-run validation window; free run on 4 s of held-out data after a 1 s
-   warm-up: burst period and phase error per neuron (target within 10 %), correlation of the
-   synaptic currents with the truth (target ≥ 0.9), voltage RMSE, training time.
+   weighted, centred teacher forcing (``--epochs``, with fit_circuit's overshoot penalty), then
+   ``--rollout`` closed-loop windows (default the burster's 20 ms windows for 20 epochs, γ 0.2 → 0,
+   as examples/rmm_burster.toml; ``none``: teacher forcing only; ``--partners measured`` runs each
+   cell of a window against the other's recorded voltage), selected on a 3 s free-run validation
+   window; free run on 4 s of held-out data after a 1 s warm-up: burst period and phase error per
+   neuron (target within 10 %), correlation of the synaptic currents with the truth (target ≥ 0.9),
+   voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5
+   --known-c --epochs 100 --rollout none --seed S``.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
@@ -26,7 +28,8 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA] [--partners model|measured] [--seed N] [--holding LEVELS] [--holding-ms 1500]
+       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--holding LEVELS]
+       [--holding-ms 1500]
 """
 
 from __future__ import annotations
@@ -217,10 +220,13 @@ def _fit_and_report(label, kind, args, seed, channels):
     train, val, test = _circuit_data(kind, args, seed)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
-    c0 = rmm.init_circuit(train, channels(model))
-    length, epochs, gamma = args.rollout.split(",")
-    settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rmm.RolloutSettings(
-        length=int(length), epochs=int(epochs), gamma_start=float(gamma), partners=args.partners))
+    c0 = rmm.init_circuit(train, channels(model), seed=args.init)
+    rollout = None
+    if args.rollout != "none":
+        length, epochs, gamma = args.rollout.split(",")
+        rollout = rmm.RolloutSettings(length=int(length), epochs=int(epochs), gamma_start=float(gamma),
+                                      partners=args.partners)
+    settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rollout, seed=args.init)
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
@@ -261,7 +267,7 @@ def methods(args):
         "voltage_clean": v[q], teacher.synapses[1 - q].name: i_syn[1 - q]}) for q, k in enumerate(("A", "B"))})
     train, test = rec.window(0, 4000.0), rec.window(4000.0, 6000.0)
     init = rmm.init_circuit(train, settings, seed=0)
-    plain = dict(weighting=0.0, centred=False, rollout=None)
+    plain = dict(weighting=0.0, centred=False, rollout=None, stability=0.0)
     runs = {
         "plain teacher forcing": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024, **plain),
         "teacher forcing (defaults)": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024),
@@ -366,9 +372,10 @@ def main():
     p.add_argument("--rollout", default="200,20,0.2", metavar="LENGTH,EPOCHS,GAMMA",
                    help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
                         "(default 200,20,0.2, the STG burster's: examples/rmm_burster.toml; 40,4,0 is "
-                        "fit_circuit's default)")
+                        "fit_circuit's default; none: teacher forcing only)")
     p.add_argument("--seed", type=int, default=None, help="HCO/driven: data seed (default 1 for the HCO, 2 for the "
                                                         "driven neuron)")
+    p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "
                         "recorded voltage (measured)")
