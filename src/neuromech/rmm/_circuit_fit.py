@@ -50,8 +50,8 @@ class CircuitTrainingSettings:
         weight_decay, seed. Teacher forcing needs its 100 epochs: on the half-centre oscillator
             (24 s of data, C known) its loss rests on a plateau near 1.8 for the first 20–40
             epochs, and the split between synaptic and intrinsic currents is found only after it
-            (read-out correlation with the true synaptic currents 0.33–0.78 after 30 epochs,
-            0.75–0.96 after 100; three initialisations and three data seeds).
+            (read-out correlation with the true synaptic currents 0.33–0.78 after 30 epochs from
+            three initialisations, 0.75–0.96 after 100 from the same and two more data seeds).
         schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate, for
             the default optimiser.
         window: samples per window (GTF) or shot (shooting: 10–40).
