@@ -28,7 +28,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--holding LEVELS]
+       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--stability W] [--holding LEVELS]
        [--holding-ms 1500]
 """
 
@@ -157,6 +157,10 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
     m, preds = rmm.evaluate_circuit(c, test, threshold=threshold, warmup=WARMUP)
     parts = [f"  {label}: fit {h['time_s']:.0f} s (teacher forcing {h.get('teacher_forcing_s', h['time_s']):.0f} s, "
              f"selected {h.get('best_stage')} epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
+    checks = h.get("validation", [])
+    if checks:
+        bad = [f"{v['stage']} {v['epoch']}" for v in checks if v["score"] == float("-inf")]
+        parts[0] += f"; {len(bad)} of {len(checks)} validation free runs diverged" + (f" ({', '.join(bad)})" if bad else "")
     if m["summary"]["n_diverged"]:
         parts.append("free run diverged")
     for name, d in m["neurons"].items():
@@ -226,7 +230,8 @@ def _fit_and_report(label, kind, args, seed, channels):
         length, epochs, gamma = args.rollout.split(",")
         rollout = rmm.RolloutSettings(length=int(length), epochs=int(epochs), gamma_start=float(gamma),
                                       partners=args.partners)
-    settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rollout, seed=args.init)
+    settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rollout, seed=args.init,
+                                           stability=args.stability)
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
@@ -375,6 +380,8 @@ def main():
                         "fit_circuit's default; none: teacher forcing only)")
     p.add_argument("--seed", type=int, default=None, help="HCO/driven: data seed (default 1 for the HCO, 2 for the "
                                                         "driven neuron)")
+    p.add_argument("--stability", type=float, default=10.0,
+                   help="HCO/driven: weight of fit_circuit's overshoot penalty (0: none)")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "

@@ -161,7 +161,8 @@ def overshoot_penalty(circuit: Circuit, v_all, xs, ss, i_app):
     conductance C (1 − exp(−g dt / C)) / dt < C / dt), so a model of the data need not go there,
     but teacher forcing alone does not see the slope: on the half-centre oscillator it learned
     spike-peak conductances of up to 95 µS with C = 1 nF and dt = 0.1 ms (C / dt = 10 µS), and
-    from its 50th epoch on every free run diverged within a spike (``bench_online.py``).
+    from its 50th epoch on every validation free run diverged within a spike (``bench_online.py
+    --only hco --train-s 24 --drive-std 0.5 --known-c --epochs 150 --rollout none --stability 0``).
     """
     n = len(circuit.names)
 
