@@ -28,8 +28,8 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--stability W] [--holding LEVELS]
-       [--holding-ms 1500]
+       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--stability W]
+       [--holding LEVELS] [--holding-ms 1500]
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
     checks = h.get("validation", [])
     if checks:
         bad = [f"{v['stage']} {v['epoch']}" for v in checks if v["score"] == float("-inf")]
-        parts[0] += f"; {len(bad)} of {len(checks)} validation free runs diverged" + (f" ({', '.join(bad)})" if bad else "")
+        parts[0] += f"; {len(bad)} of {len(checks)} validation free runs diverged"
+        parts[0] += f" ({', '.join(bad)})" if bad else ""
     if m["summary"]["n_diverged"]:
         parts.append("free run diverged")
     for name, d in m["neurons"].items():

@@ -380,3 +380,5 @@ def test_overshoot_penalty_against_finite_differences(driven):
     got = float(rmm.overshoot_penalty(stiff, v, xs, ss, i))
     assert expected >= 9.0
     assert got == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="stability and stability_jitter must be ≥ 0"):
+        rmm.CircuitTrainingSettings(stability=-1.0)
