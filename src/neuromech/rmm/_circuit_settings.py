@@ -14,7 +14,7 @@ settings (the single-neuron defaults unless given); ``[training]`` holds
 
     [[training]]
     method = "teacher forcing"
-    epochs = 200
+    epochs = 300
 
 Everything is checked at construction: an unknown neuron or channel, a synapse onto an exogenous
 voltage, a repeated synapse or a gap junction off the modelled neurons is an error naming it.
