@@ -16,7 +16,7 @@
    window; free run on 4 s of held-out data after a 1 s warm-up: burst period and phase error per
    neuron (target within 10 %), correlation of the synaptic currents with the truth (target ≥ 0.9),
    voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5
-   --known-c --epochs 100 --rollout none --seed S``.
+   --known-c --epochs 300 --rollout none --seed S`` (300 epochs: fit_circuit's default).
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
