@@ -10,13 +10,14 @@
    (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
 3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):
    weighted, centred teacher forcing (``--epochs``, with fit_circuit's overshoot penalty), then
-   ``--rollout`` closed-loop windows (default the burster's 20 ms windows for 20 epochs, γ 0.2 → 0,
-   as examples/rmm_burster.toml; ``none``: teacher forcing only; ``--partners measured`` runs each
-   cell of a window against the other's recorded voltage), selected on a 3 s free-run validation
-   window; free run on 4 s of held-out data after a 1 s warm-up: burst period and phase error per
-   neuron (target within 10 %), correlation of the synaptic currents with the truth (target ≥ 0.9),
-   voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5
-   --known-c --epochs 300 --rollout none --seed S`` (300 epochs: fit_circuit's default).
+   ``--rollout`` closed-loop windows (default fit_circuit's: 100 ms windows of generalised teacher
+   forcing, rmm.CIRCUIT_ROLLOUT; ``none``: teacher forcing only; LENGTH,EPOCHS,GAMMA for others,
+   ``--partners measured`` to run each cell of a window against the other's recorded voltage),
+   selected on a ``--val-s`` (3 s) validation window; free run on a ``--test-s`` (14 s) window of
+   held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per neuron (target within
+   10 %), correlation of the synaptic currents with the truth (target ≥ 0.9), voltage RMSE,
+   training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5 --known-c
+   --epochs 300 --seed S`` (300 epochs: fit_circuit's default), and ``--rollout none`` beside it.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
@@ -28,7 +29,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA|none] [--partners model|measured] [--seed N] [--init N] [--stability W]
+       [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--partners model|measured] [--seed N] [--init N] [--stability W]
        [--holding LEVELS] [--holding-ms 1500]
 """
 
@@ -194,25 +195,26 @@ def _figure(path, t, v, test, w):
     print(f"  figure: {path}")
 
 
-def _split(rec, train_s):
-    """Train, validation (3 s) and test (4 s) windows; the first WARMUP of the held-out windows
-    only warms the filters up on the measured voltages."""
-    T = train_s * 1000.0
-    return rec.window(0, T), rec.window(T, T + 3000.0), rec.window(T + 3000.0, T + 7000.0)
+def _split(rec, train_s, val_s, test_s):
+    """Train, validation (``val_s``) and test (``test_s``) windows; the first WARMUP of the held-out
+    windows only warms the filters up on the measured voltages."""
+    T, V = train_s * 1000.0, (train_s + val_s) * 1000.0
+    return rec.window(0, T), rec.window(T, V), rec.window(V, V + test_s * 1000.0)
 
 
 def _circuit_data(kind, args, seed):
-    """Train, validation and test windows of ``--train-s`` + 7 s of synthetic circuit data with
-    the arguments' drive and holding blocks."""
+    """Train, validation and test windows of ``--train-s`` + ``--val-s`` + ``--test-s`` of synthetic
+    circuit data with the arguments' drive and holding blocks."""
     t0 = time.perf_counter()
     holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
     # Holding blocks only in the training window: validation and test score the free rhythm.
-    rec = rmm.synthetic_circuit(kind, (args.train_s + 7) * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
+    total = args.train_s + args.val_s + args.test_s
+    rec = rmm.synthetic_circuit(kind, total * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
                                 holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0)
-    print(f"  generated {args.train_s + 7:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
+    print(f"  generated {total:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
           f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms "
           "in the training window)")
-    return _split(rec, args.train_s)
+    return _split(rec, args.train_s, args.val_s, args.test_s)
 
 
 def _hco_settings(model, **synapse):
@@ -226,8 +228,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
     c0 = rmm.init_circuit(train, channels(model), seed=args.init)
-    rollout = None
-    if args.rollout != "none":
+    rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
+    if args.rollout not in ("none", "default"):
         length, epochs, gamma = args.rollout.split(",")
         rollout = rmm.RolloutSettings(length=int(length), epochs=int(epochs), gamma_start=float(gamma),
                                       partners=args.partners)
@@ -375,10 +377,12 @@ def main():
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")
-    p.add_argument("--rollout", default="200,20,0.2", metavar="LENGTH,EPOCHS,GAMMA",
+    p.add_argument("--rollout", default="default", metavar="LENGTH,EPOCHS,GAMMA",
                    help="HCO/driven: rollout windows (samples), epochs and starting γ after teacher forcing "
-                        "(default 200,20,0.2, the STG burster's: examples/rmm_burster.toml; 40,4,0 is "
-                        "fit_circuit's default; none: teacher forcing only)")
+                        "(default: fit_circuit's, rmm.CIRCUIT_ROLLOUT; 200,20,0.2 is the STG burster's of "
+                        "examples/rmm_burster.toml; none: teacher forcing only)")
+    p.add_argument("--val-s", type=float, default=3.0, help="HCO/driven: validation window (s), its first second a warm-up")
+    p.add_argument("--test-s", type=float, default=14.0, help="HCO/driven: test window (s), its first second a warm-up")
     p.add_argument("--seed", type=int, default=None, help="HCO/driven: data seed (default 1 for the HCO, 2 for the "
                                                         "driven neuron)")
     p.add_argument("--stability", type=float, default=10.0,

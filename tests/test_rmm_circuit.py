@@ -2,6 +2,8 @@
 teacher-forcing loss at the noise floor, free run and synaptic current); the HCO generator's coupled
 integrator against scipy's solve_ivp; bad circuit descriptions and data fail clearly."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -231,7 +233,9 @@ def test_teacher_forcing_rows_weights_and_centred_input(driven):
 
 def test_fit_returns_the_circuit_that_validates_best(driven):
     """With validation, fit_circuit returns the parameters of the best free-run check, over
-    teacher forcing and the rollout stage: re-evaluating it reproduces the best recorded score."""
+    teacher forcing and the rollout stage: re-evaluating it reproduces the best recorded score.
+    With a rollout stage, teacher forcing is checked at its last epoch only; without one, every
+    ``validate_every`` epochs."""
     from neuromech.rmm._circuit_validate import circuit_selection_score
 
     _, train, test = driven
@@ -241,13 +245,18 @@ def test_fit_returns_the_circuit_that_validates_best(driven):
     model, history = rmm.fit_circuit(rmm.init_circuit(short, SETTINGS), short, settings=settings, validation=test,
                                      progress=False)
     stages = [(r["stage"], r["epoch"]) for r in history["validation"]]
-    assert stages == [("teacher forcing", 2), ("teacher forcing", 4), ("rollout", 1), ("rollout", 2)]
+    assert stages == [("teacher forcing", 4), ("rollout", 1), ("rollout", 2)]
     scores = [r["score"] for r in history["validation"]]
     best = history["validation"][int(np.argmax(scores))]
     assert (history["best_stage"], history["best_epoch"]) == (best["stage"], best["epoch"])
     metrics, _ = rmm.evaluate_circuit(model, test, readout=False)
     # The same circuit on the same data: equal up to float32 rounding in the free run.
     assert circuit_selection_score(metrics["summary"]) == pytest.approx(max(scores), abs=1e-4)
+
+    alone = dataclasses.replace(settings, rollout=None)
+    _, history = rmm.fit_circuit(rmm.init_circuit(short, SETTINGS), short, settings=alone, validation=test,
+                                 progress=False)
+    assert [(r["stage"], r["epoch"]) for r in history["validation"]] == [("teacher forcing", 2), ("teacher forcing", 4)]
 
 
 def _bursts(period, phase, duration, n_spikes=5, isi=8.0):

@@ -43,6 +43,7 @@ from ._circuit_build import CircuitSettings as CircuitSettings
 from ._circuit_build import GapSettings as GapSettings
 from ._circuit_build import SynapseSettings as SynapseSettings
 from ._circuit_build import init_circuit as init_circuit
+from ._circuit_fit import CIRCUIT_ROLLOUT as CIRCUIT_ROLLOUT
 from ._circuit_fit import CircuitTrainingSettings as CircuitTrainingSettings
 from ._circuit_fit import circuit_readout as circuit_readout
 from ._circuit_fit import circuit_teacher_forcing_loss as circuit_teacher_forcing_loss
