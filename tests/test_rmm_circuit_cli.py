@@ -9,6 +9,7 @@ stays bounded after a few epochs; 1.5 s at 10 kHz keeps the module at a few seco
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -128,7 +129,8 @@ def test_circuit_table_maps_to_typed_settings():
     stages = rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": [
         {"rollout": False, "weighting": 0}, {"rollout": {"epochs": 2, "partners": "measured"}}]}).training
     assert stages[0].rollout is None and stages[0].weighting == 0.0 and stages[0].centred
-    assert stages[1].rollout == rmm.RolloutSettings(epochs=2, partners="measured")
+    # A partial rollout table keeps the circuit's default rollout stage for the keys it leaves out.
+    assert stages[1].rollout == dataclasses.replace(rmm.CIRCUIT_ROLLOUT, epochs=2, partners="measured")
     with pytest.raises(ValueError, match=r"unknown setting\(s\) 'training\[0\].rollout.epoch'"):
         rmm.circuit_config_from_dict({"circuit": {"neurons": ["A"]}, "training": {"rollout": {"epoch": 2}}})
     from neuromech.rmm._settings import config_to_dict

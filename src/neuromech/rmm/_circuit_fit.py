@@ -64,10 +64,10 @@ class CircuitTrainingSettings:
             the first 20–40 epochs, and the split between synaptic and intrinsic currents is found
             only after it (read-out correlation with the true synaptic currents 0.33–0.78 after 30
             epochs from three initialisations, 0.75–0.96 after 100 from the same and two more data
-            seeds). Over four data seeds, with the overshoot penalty, 300 / 200 / 100 epochs kept
-            both burst periods within 10 % on 3 / 2 / 2 of them, within 16 % / 17 % / 75 % on all,
-            and read out both synaptic currents with correlation ≥ 0.9 on 3 / 3 / 1
-            (``benchmarks/bench_online.py --only hco``).
+            seeds). Over four other data seeds, teacher forcing alone with the overshoot penalty,
+            scored on 4 s test windows, 300 / 200 / 100 epochs kept both burst periods within 10 %
+            on 3 / 2 / 2 of them and read out both synaptic currents with correlation ≥ 0.9 on
+            3 / 3 / 1 (``benchmarks/bench_online.py --only hco --rollout none``, an earlier run).
         schedule: ``"cosine"`` (decay to 5 % over all steps) or ``"constant"`` learning rate, for
             the default optimiser.
         window: samples per window (GTF) or shot (shooting: 10–40).
@@ -84,8 +84,9 @@ class CircuitTrainingSettings:
             only with ``validation`` given to :func:`fit_circuit`. With a rollout stage, teacher
             forcing is checked at its last epoch only and hands that epoch on, and every rollout
             epoch is checked: early teacher-forcing epochs can run free well by chance while their
-            synaptic currents are still wrong (half-centre oscillator: an epoch-20 circuit that
-            won the validation read out B→A with correlation 0.02).
+            synaptic currents are still wrong (half-centre oscillator, ``bench_online.py --only
+            hco --rollout none``, data seeds 2 and 4: epochs 70 and 30 won the validation and read
+            out B→A with correlation −0.01 and 0.25).
         stability: teacher forcing: weight of :func:`overshoot_penalty` (0: none).
         stability_jitter: std (mV) of the random offsets added to each row's voltages where the
             penalty is evaluated, so that it holds near the data, where a free run goes, and not

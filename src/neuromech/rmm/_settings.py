@@ -286,7 +286,8 @@ def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = "", bas
     """Build ``cls`` (a settings dataclass) from nested mappings, e.g. a parsed TOML file.
 
     Keys left out keep their defaults; a nested table overrides only the keys it gives of its
-    field's default (a synapse's ``filters = {n = 4}`` keeps the synapse's own ``tau_min``), or of
+    field's default (a synapse's ``filters = {n = 4}`` keeps the synapse's own ``tau_min``; a
+    circuit's ``[training.rollout]`` keeps the other keys of ``rmm.CIRCUIT_ROLLOUT``), or of
     ``base`` when given.
 
     Raises:
@@ -309,8 +310,8 @@ def config_from_dict(raw: Mapping[str, Any], cls=RMMConfig, where: str = "", bas
     values = {}
     for k, v in raw.items():
         default = fields[k].default
-        if dataclasses.is_dataclass(hints[k]) and isinstance(default, hints[k]) and isinstance(v, Mapping):
-            values[k] = config_from_dict(v, hints[k], f"{where}{k}.", base=default)
+        if isinstance(v, Mapping) and dataclasses.is_dataclass(default) and not isinstance(default, type):
+            values[k] = config_from_dict(v, type(default), f"{where}{k}.", base=default)
         else:
             values[k] = _convert(v, hints[k], f"{where}{k}")
     try:
