@@ -371,7 +371,8 @@ def main():
     p.add_argument("--train-s", type=float, default=8.0)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--drive-std", type=float, default=0.1, help="HCO/driven injected noise std (µA/cm² = nA)")
-    p.add_argument("--n-filters", type=int, default=24)
+    p.add_argument("--n-filters", type=int, default=36, help="HCO/driven/ident: filters per intrinsic bank "
+                                                              "(36: rmm.FilterSettings' default)")
     p.add_argument("--holding", default="", metavar="LEVELS",
                    help="HCO/driven: holding currents (nA, comma-separated) each cell draws per block, e.g. -3,0,0")
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")

@@ -85,8 +85,9 @@ class CircuitTrainingSettings:
             forcing is checked at its last epoch only and hands that epoch on, and every rollout
             epoch is checked: early teacher-forcing epochs can run free well by chance while their
             synaptic currents are still wrong (half-centre oscillator, ``bench_online.py --only
-            hco --rollout none``, data seeds 2 and 4: epochs 70 and 30 won the validation and read
-            out B→A with correlation −0.01 and 0.25).
+            hco --rollout none``: epoch 20 won the validation on data seed 1 and read out B→A with
+            correlation 0.02; with ``--n-filters 24``, epochs 70 and 30 on seeds 2 and 4, −0.01
+            and 0.25).
         stability: teacher forcing: weight of :func:`overshoot_penalty` (0: none).
         stability_jitter: std (mV) of the random offsets added to each row's voltages where the
             penalty is evaluated, so that it holds near the data, where a free run goes, and not
