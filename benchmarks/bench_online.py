@@ -14,9 +14,9 @@
    forcing, rmm.CIRCUIT_ROLLOUT; ``none``: teacher forcing only; LENGTH,EPOCHS,GAMMA for others,
    ``--partners measured`` to run each cell of a window against the other's recorded voltage),
    selected on a ``--val-s`` (3 s) validation window; free run on a ``--test-s`` (14 s) window of
-   held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per neuron (target within
-   10 %), correlation of the synaptic currents with the truth (target ≥ 0.9), voltage RMSE,
-   training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5 --known-c
+   held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per
+   neuron (target within 10 %), correlation of the synaptic currents with the truth (target
+   ≥ 0.9), voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5 --known-c
    --epochs 300 --seed S`` (300 epochs: fit_circuit's default), and ``--rollout none`` beside it.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
@@ -29,8 +29,8 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
-       [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--partners model|measured] [--seed N] [--init N] [--stability W]
-       [--holding LEVELS] [--holding-ms 1500]
+       [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
+       [--partners model|measured] [--seed N] [--init N] [--stability W] [--holding LEVELS] [--holding-ms 1500]
 """
 
 from __future__ import annotations
