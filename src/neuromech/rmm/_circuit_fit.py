@@ -309,16 +309,21 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
     key = jax.random.PRNGKey(s.seed)
     n_syn, n_cells = len(circuit.synapses), len(circuit.neurons)
     best = [None]
-    # With a rollout stage, teacher forcing hands its last epoch on (see CircuitTrainingSettings).
-    rollout_follows = s.method == "teacher forcing" and s.rollout is not None
     get = (lambda p: p[0]) if s.method == "shooting" else (lambda p: p)  # noqa: E731
+
+    def checked(stage, epoch):
+        """Whether this epoch's free run is validated: every rollout, GTF and shooting epoch; of
+        teacher forcing the last, and every ``validate_every`` only without a rollout stage (see
+        CircuitTrainingSettings)."""
+        if stage != "teacher forcing" or epoch == s.epochs:
+            return True
+        return s.rollout is None and epoch % s.validate_every == 0
 
     def check(stage):
         def after(epoch, loss, p):
             if stage == s.method:
                 history["gamma"].append(s.gamma(epoch) if s.method == "gtf" else 0.0)
-            if validation is None or (stage == "teacher forcing" and epoch != s.epochs
-                                      and (rollout_follows or epoch % s.validate_every)):
+            if validation is None or not checked(stage, epoch):
                 return
             metrics, _ = evaluate_circuit(constrain(get(p), circuit, spec), validation, threshold=threshold,
                                           warmup=warmup, readout=False)
