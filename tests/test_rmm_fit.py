@@ -138,10 +138,10 @@ def test_real_cell_A_held_out_sweeps():
     # resistance, the first thing a model of a cell must get. Measured (2026-12-02, mammalian
     # preset): data −10.2 and −8.5 mV, model −11.7 and −11.6 (seed 0), −11.1 and −11.1 (seed 1),
     # −11.2 and −11.0 (seed 2). The same code on another machine's CPU (2026-12-06): −13.3 and −13.1
-    # (seed 0), −11.2 and −11.1 (seed 1), −12.6 and −12.5 (seed 2): the fit's rounding differs
-    # between CPUs, and the model's input resistance comes out 10–55 % high. 60 % still fails a
+    # (seed 0), −11.3 and −11.2 (seed 1), −12.5 and −12.3 (seed 2): the fit's rounding differs
+    # between CPUs, and the model's input resistance comes out 11–54 % high. 60 % still fails a
     # model without a working passive membrane (≈ 0 mV as before the H current and the step
-    # capacitance, or as a model locked depolarised; −16 mV without the sag, 89 % off the second
+    # capacitance, or as a model locked depolarised; −16 mV without the sag, 88 % off the second
     # sweep).
     before, plateau = (t > 1000) & (t < 1100), (t > 1450) & (t < 1600)
     for k in range(test.n_sweeps):
