@@ -172,7 +172,9 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
                      f"{100 * r.get('phase_error', np.nan):.1f} % of a cycle, RMSE {d['summary']['rmse']:.1f} mV, "
                      f"spikes {d['summary']['n_spikes_model']}/{d['summary']['n_spikes_data']} (model/data)")
     for name, d in m["synapses"].items():
-        parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f}")
+        std = np.std(test[name.split("->")[1]].truth[name][0, int(round(WARMUP / test.dt)):])
+        parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f} "
+                     f"(read-out RMSE {d['rmse_readout']:.2f} nA; the true current's std {std:.2f} nA)")
     print("\n    ".join(parts))
     return m, preds
 
