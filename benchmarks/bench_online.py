@@ -30,7 +30,7 @@
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
        [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
-       [--partners model|measured] [--seed N] [--init N] [--stability W] [--holding LEVELS] [--holding-ms 1500]
+       [--partners model|measured] [--seed N] [--init N] [--stability W] [--current-penalty W] [--holding LEVELS] [--holding-ms 1500]
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def _fit_and_report(label, kind, args, seed, channels):
         rollout = rmm.RolloutSettings(length=int(length), epochs=int(epochs), gamma_start=float(gamma),
                                       partners=args.partners)
     settings = rmm.CircuitTrainingSettings(epochs=args.epochs, rollout=rollout, seed=args.init,
-                                           stability=args.stability)
+                                           stability=args.stability, current_penalty=args.current_penalty)
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
@@ -390,6 +390,8 @@ def main():
                                                         "driven neuron)")
     p.add_argument("--stability", type=float, default=10.0,
                    help="HCO/driven: weight of fit_circuit's overshoot penalty (0: none)")
+    p.add_argument("--current-penalty", type=float, default=rmm.CircuitTrainingSettings.current_penalty,
+                   help="HCO/driven: weight of fit_circuit's ridge on the currents (0: none)")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "

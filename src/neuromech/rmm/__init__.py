@@ -48,6 +48,7 @@ from ._circuit_fit import CircuitTrainingSettings as CircuitTrainingSettings
 from ._circuit_fit import circuit_readout as circuit_readout
 from ._circuit_fit import circuit_teacher_forcing_loss as circuit_teacher_forcing_loss
 from ._circuit_fit import overshoot_penalty as overshoot_penalty
+from ._circuit_fit import current_penalty as current_penalty
 from ._circuit_fit import circuit_warm_start as circuit_warm_start
 from ._circuit_fit import fit_circuit as fit_circuit
 from ._circuit_serialise import load_circuit as load_circuit
