@@ -96,14 +96,15 @@ class CircuitTrainingSettings:
             only on them.
         current_penalty: teacher forcing: weight of :func:`current_penalty`, a ridge on every
             intrinsic and synaptic current (0: none). On the half-centre oscillator
-            (``bench_online.py --only hco``, data seeds 1–4) without it the read-out synaptic
-            currents had the right shape at the wrong size (on seeds 1 and 3 correlation
-            0.90–0.97 with the truth, RMSE 1.4–27 times the true current's std) and the free run
-            fired 58–97 % of the data's spikes; with 0.01 the read-outs' RMSE came to 0.8–2.8
-            times the std (correlation 0.54–0.82), the free run fired 90–98 % of the spikes on
-            seeds 1–3, and both burst periods came within 4 % on seeds 1 and 2 (within 1 % and
-            8 % without it on seed 1 only). 0.003 and 0.03 did worse on the rhythm (seeds 1, 3
-            and 3, 4). The ridge biases what is identifiable: on data from a known circuit the
+            (``bench_online.py --only hco``, data seeds 1–4), without it the read-out synaptic
+            currents had the right shape at the wrong size (seeds 1 and 3: correlation 0.90–0.97
+            with the truth, RMSE 1.4–27 times the true current's std), the free run fired 1–97 %
+            of the data's spikes, and both burst periods came within 10 % on seed 1 only. With
+            0.01 the read-outs' RMSE came to 0.8–2.4 times the std (correlation 0.54–0.81), the
+            free run fired 77–100 % of the spikes on seeds 1–3, and both periods came within 7 %
+            on seeds 1–3 (phase 7–11 % of a cycle off); seed 4 stayed off by 29 % and 40 %.
+            With 0.003 the periods of seeds 1 and 3 were 11–22 % off; with 0.03 seed 3's cell A
+            fell silent. The ridge biases what is identifiable: on data from a known circuit the
             read-out correlation fell from 0.92 to 0.89 (``tests/test_rmm_circuit.py``).
     """
 
