@@ -277,7 +277,7 @@ def methods(args):
         "voltage_clean": v[q], teacher.synapses[1 - q].name: i_syn[1 - q]}) for q, k in enumerate(("A", "B"))})
     train, test = rec.window(0, 4000.0), rec.window(4000.0, 6000.0)
     init = rmm.init_circuit(train, settings, seed=0)
-    plain = dict(weighting=0.0, centred=False, rollout=None, stability=0.0)
+    plain = dict(weighting=0.0, centred=False, rollout=None, stability=0.0, current_penalty=0.0)
     runs = {
         "plain teacher forcing": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024, **plain),
         "teacher forcing (defaults)": rmm.CircuitTrainingSettings(epochs=args.epochs, batch_size=1024),
