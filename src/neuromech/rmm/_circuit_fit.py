@@ -37,6 +37,7 @@ from ._circuit_build import check_channels
 from ._build import centred_voltage, sweep_states
 from ._filters import filter_signal
 from ._fit import run_epochs, derivative_weights
+from ._model import membrane_currents
 from ._params import constrain, unconstrain
 from ._settings import RolloutSettings
 
@@ -200,8 +201,6 @@ def current_penalty(circuit: Circuit, v_all, xs, ss, scale, weights=None):
     burst of A (RMSE 3.1 nA against the true current's std 1.5 nA). Of the splits that fit dv/dt
     equally well, the penalty prefers the one with the smaller currents.
     """
-    from ._model import membrane_currents
-
     sq = jnp.stack([jax.vmap(lambda a, b: jnp.sum(membrane_currents(m, a, b) ** 2))(v_all[:, q], xs[q])
                     for q, m in enumerate(circuit.neurons)], axis=1)
     if circuit.synapses:
@@ -469,7 +468,6 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
 def circuit_readout(circuit: Circuit, data) -> dict:
     """Teacher-forced read-out of every synaptic current (nA) from measured voltages, per sweep:
     ``{"syn A->B": (n_sweeps, T) array}``."""
-
     out = {s.name: [] for s in circuit.synapses}
     f = jax.jit(jax.vmap(lambda v, ss: synaptic_currents(circuit, v, ss)))
     dtype = circuit.neurons[0].bank.A.dtype
