@@ -229,7 +229,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     train, val, test = _circuit_data(kind, args, seed)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
-    c0 = rmm.init_circuit(train, channels(model), seed=args.init)
+    synapse = {} if args.open_at_rest is None else {"open_at_rest": args.open_at_rest}
+    c0 = rmm.init_circuit(train, channels(model, **synapse), seed=args.init)
     rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
     if args.rollout not in ("none", "default"):
         length, epochs, gamma = args.rollout.split(",")
@@ -307,9 +308,9 @@ def methods(args):
 def driven(args):
     """An STG neuron inhibited by a recorded presynaptic STG neuron (the exogenous channel): fit
     and scoring as for the HCO; the phase is the neuron's burst phase in the presynaptic cycle."""
-    def channels(model):
+    def channels(model, **synapse):
         return rmm.CircuitSettings(("post",), exogenous=("pre",), model=model,
-                                   synapses=(rmm.SynapseSettings("pre", "post"),))
+                                   synapses=(rmm.SynapseSettings("pre", "post", **synapse),))
     _fit_and_report("driven neuron", "driven", args, 2 if args.seed is None else args.seed, channels)
 
 
@@ -392,6 +393,9 @@ def main():
                    help="HCO/driven: weight of fit_circuit's overshoot penalty (0: none)")
     p.add_argument("--current-penalty", type=float, default=rmm.CircuitTrainingSettings.current_penalty,
                    help="HCO/driven: weight of fit_circuit's ridge on the currents (0: none)")
+    p.add_argument("--open-at-rest", type=float, default=None, metavar="P",
+                   help="HCO/driven: fix each synaptic gate at P where the presynaptic filter states are lowest "
+                        "(rmm.SynapseSettings.open_at_rest; default: leave it to training)")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "

@@ -106,6 +106,27 @@ def test_synapse_init_scale_sets_the_starting_current(driven):
         rmm.SynapseSettings("A", "B", init_scale=0.0)
 
 
+def test_open_at_rest_pins_the_gate_at_the_lowest_presynaptic_states(driven):
+    """The gate is open_at_rest where every presynaptic filter state is at its training minimum,
+    above it wherever the data take it (monotone gate), and stays so as its weights train."""
+    _, train, _ = driven
+    settings = rmm.CircuitSettings(("B",), exogenous=("A",),
+                                   synapses=(rmm.SynapseSettings("A", "B", open_at_rest=0.02),))
+    syn = rmm.init_circuit(train, settings).synapses[0]
+    gate = syn.current.activation
+    lowest = gate.scaler.center - gate.scaler.halfwidth  # the scaler maps the data's minima to −1
+    trained = eqx.tree_at(lambda g: g.net.biases, gate, tuple(b + 3.0 for b in gate.net.biases))
+    for g in (gate, trained):
+        assert float(g(lowest)[0]) == pytest.approx(0.02, rel=1e-5)  # float32 logit of −3.9
+    from neuromech.rmm._filters import filter_signal
+
+    x = filter_signal(syn.bank, train["A"].voltage[0])  # (T, n) the gate's inputs over the data
+    opened = np.asarray(jax.vmap(gate)(jnp.asarray(x, lowest.dtype)))
+    assert opened.min() >= 0.02 * (1 - 1e-5) and opened.max() > 0.05
+    with pytest.raises(ValueError, match="open_at_rest must lie in"):
+        rmm.SynapseSettings("A", "B", open_at_rest=1.0)
+
+
 def test_missing_channels_and_channel_counts_are_errors(driven):
     _, train, _ = driven
     only_b = CircuitRecording({"B": train["B"]})

@@ -205,7 +205,9 @@ def test_save_load_round_trip_is_exact_and_strict(files, tmp_path):
     # Two stages, the first without its rollout stage: `rollout = false` must survive the round trip.
     stages = (rmm.CircuitTrainingSettings(rollout=None, weighting=0.0),
               rmm.CircuitTrainingSettings(method="gtf", rollout=rmm.RolloutSettings(epochs=2)))
-    config = rmm.CircuitConfig(rmm.CircuitDescription(("post",), ("pre",), synapses=(SYNAPSE,)), model=CELL,
+    # The synapse's gate pinned at rest: a static setting that must come back from model.json.
+    synapse = dataclasses.replace(SYNAPSE, open_at_rest=0.02)
+    config = rmm.CircuitConfig(rmm.CircuitDescription(("post",), ("pre",), synapses=(synapse,)), model=CELL,
                                training=stages)
     circuit = rmm.init_circuit(rec.window(0, 300), config.settings, seed=3)
     rmm.save_circuit(tmp_path / "c", circuit, config)

@@ -158,13 +158,13 @@ RICH = rmm.ModelSettings(
 
 def _rich_circuit():
     """Two modelled neurons with orthonormal banks, an exogenous voltage X, a conductance and a
-    lumped synapse between them, a synapse from X and a gap junction (diagonal synaptic banks, so
-    the banks mix kinds)."""
+    lumped synapse between them (the first with its gate pinned at rest), a synapse from X and a gap
+    junction (diagonal synaptic banks, so the banks mix kinds)."""
     rec = CircuitRecording({"A": _data(seed=1), "B": _data(seed=2), "X": _data(seed=3)})
     syn = dict(filters=rmm.FilterSettings(tau_min=1.0, tau_max=40.0, n=4), hidden=(3,))
     cell = rmm.ModelSettings(filters=rmm.FilterSettings("orthonormal", 0.2, 50.0, 8), currents=RICH.currents)
     settings = rmm.CircuitSettings(("A", "B"), exogenous=("X",), model=cell, synapses=(
-        rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", kind="lumped", **syn),
+        rmm.SynapseSettings("A", "B", open_at_rest=0.05, **syn), rmm.SynapseSettings("B", "A", kind="lumped", **syn),
         rmm.SynapseSettings("X", "A", **syn)), gaps=(rmm.GapSettings("A", "B"),))
     return rmm.init_circuit(rec, settings, seed=5), rec
 

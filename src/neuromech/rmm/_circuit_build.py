@@ -27,6 +27,12 @@ class SynapseSettings:
         reversal: E_syn (mV), prior mean; reversal_std: prior std (mV), 0 keeps it fixed.
         init_scale: the starting size of the synaptic current, as a fraction of the postsynaptic
             capacitive current's std (C·dv/dt); intrinsic currents start at 1.
+        open_at_rest: conductance synapses: the gate's value where every presynaptic filter state
+            is at its lowest in the training data (the presynaptic cell at its most hyperpolarised),
+            fixed; ``None`` leaves it to training. Graded inhibition in the stomatogastric ganglion
+            releases transmitter above a threshold near −45 mV and is closed at rest
+            (s∞ = 0.007 at −70 mV for the synthetic circuits' synapse); without this a gate can hold a
+            tonic conductance that trades against the postsynaptic leak.
     """
 
     pre: str
@@ -37,8 +43,12 @@ class SynapseSettings:
     reversal: float = -80.0
     reversal_std: float = 0.0
     init_scale: float = 0.1
+    open_at_rest: float | None = None
 
     def __post_init__(self):
+        if self.open_at_rest is not None and not 0 < self.open_at_rest < 1:
+            raise ValueError(f"synapse {self.pre}->{self.post}: open_at_rest must lie in (0, 1) or be None, "
+                             f"got {self.open_at_rest}")
         if not self.init_scale > 0:
             raise ValueError(f"synapse {self.pre}->{self.post}: init_scale must be > 0, got {self.init_scale}")
         if self.kind not in ("conductance", "lumped"):
@@ -139,7 +149,9 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
         net = init_mlp(key, (bank.size + 1, *ss.hidden, 1))
         return Synapse(bank, LumpedCurrent(net, fit_scaler(z), jnp.asarray(scale, dtype), idx), pre, post,
                        ss.name)
-    gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0)
+    rest = None if ss.open_at_rest is None else float(np.log(ss.open_at_rest / (1 - ss.open_at_rest)))
+    gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0,
+                        rest_logit=rest)
     drive = max(abs(float(np.mean(v_post)) - ss.reversal), 10.0)
     current = ConductanceCurrent(jnp.full(1, scale / drive, dtype), jnp.full(1, ss.reversal, dtype), gate, None,
                                  jnp.full(1, ss.reversal, dtype), float(ss.reversal_std))

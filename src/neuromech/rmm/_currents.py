@@ -103,6 +103,12 @@ class MonotoneGate(eqx.Module):
     that must switch within a millivolt (a spike upstroke that takes one sample at 10 kHz) needs a
     logit slope hundreds of times its initial one, which softplus-parametrised weights reach only
     by slow linear growth, a log-gain by a few hundred steps of a factor each.
+
+    ``rest_logit`` (static), optional, pins the gate at ``sigmoid(rest_logit)`` where every input
+    is at its lowest in the training data (−1 after the scaler): the logit is
+    ``± gain · (net(z) − net(−1)) + rest_logit``. A synapse that is closed while its presynaptic
+    cell rests (:class:`~neuromech.rmm.SynapseSettings` ``open_at_rest``) then cannot hold a tonic
+    conductance that trades against the postsynaptic leak.
     """
 
     net: MLP
@@ -111,20 +117,23 @@ class MonotoneGate(eqx.Module):
     sign: float = eqx.field(static=True)
     with_voltage: bool = eqx.field(static=True, default=False)
     gain: jnp.ndarray | None = None
+    rest_logit: float | None = eqx.field(static=True, default=None)
 
     def __call__(self, x, v=None):
         z = x[jnp.asarray(self.inputs)]
         if self.with_voltage:  # the present voltage too: gates faster than one sample
             z = jnp.concatenate([jnp.atleast_1d(v), z])
         h = self.net(self.scaler(z))
+        if self.rest_logit is not None:  # zero where every input is at the data's minimum (−1 scaled)
+            h = h - self.net(-jnp.ones_like(z))
         if self.gain is not None:
             h = self.gain * h
-        return jax.nn.sigmoid(self.sign * h)
+        return jax.nn.sigmoid(self.sign * h + (0.0 if self.rest_logit is None else self.rest_logit))
 
     def spec(self):
         net = MLP(tuple(POSITIVE for _ in self.net.weights), tuple(FREE for _ in self.net.biases))
         return MonotoneGate(net, Scaler(FIXED, FIXED), self.inputs, self.sign, self.with_voltage,
-                            None if self.gain is None else SCALE)
+                            None if self.gain is None else SCALE, self.rest_logit)
 
 
 class ConductanceCurrent(eqx.Module):

@@ -12,9 +12,9 @@ calls, whatever the number of currents (each call on a few dozen numbers costs �
 - every network (monotone gates and lumped MLPs, of intrinsic and synaptic currents) as one
   block-diagonal MLP per depth, fed by one gather of its inputs ``[v, x[inputs], 1]``. The input
   :class:`Scaler` is folded into the first layer, ``W (z − c)/h + b = (W/h) z + (b − (W/h) c)``,
-  every bias into its layer as a last column fed by a constant 1, and a gate's output gain and
-  sign ``s = ±1`` into the last layer, so a layer is one product (and a ``tanh``), a gate
-  ``expit(y)``;
+  every bias into its layer as a last column fed by a constant 1, and a gate's output gain, sign
+  ``s = ±1`` and pinned rest value (``− net(−1) + rest_logit``) into the last layer, so a layer
+  is one product (and a ``tanh``), a gate ``expit(y)``;
 - every unit current per unit of its linear parameter as ``a · b · (v − E)`` with ``a``, ``b``
   gathered from ``[1, gate outputs, lumped outputs]`` (a leak has ``a = b = 1``; a lumped current
   ``b = 1`` and ``v − E = 0 − (−1)``; the holding entry ``v − E = 0 − 1``), so ψ = a · b · (E − v)
@@ -56,9 +56,14 @@ class _Nets:
     def __init__(self):
         self.nets = []  # (weights, biases, input indices into the work buffer, gate sign or None)
 
-    def add(self, net, scaler, idx, sign, gain=None) -> int:
+    def add(self, net, scaler, idx, sign, gain=None, rest_logit=None) -> int:
         W = [_f64(w) for w in net.weights]
         b = [_f64(x) for x in net.biases]
+        if rest_logit is not None:  # logit net(z) − net(−1) + r: net(−1) is a constant, in which the last bias cancels
+            z = -np.ones(W[0].shape[1])
+            for Wq, bq in zip(W[:-1], b[:-1]):
+                z = np.tanh(Wq @ z + bq)
+            b[-1] = -(W[-1] @ z)
         centre, half = _f64(scaler.center), _f64(scaler.halfwidth)
         W[0] = W[0] / half
         b[0] = b[0] - W[0] @ centre
@@ -67,6 +72,8 @@ class _Nets:
             W[-1], b[-1] = g[:, None] * W[-1], g * b[-1]
         if sign is not None:  # the gate is sigmoid(s·y): keep s·y (s = ±1, exact)
             W[-1], b[-1] = float(sign) * W[-1], float(sign) * b[-1]
+        if rest_logit is not None:
+            b[-1] = b[-1] + float(rest_logit)
         self.nets.append((W, b, np.asarray(idx, np.intp), sign))
         return len(self.nets) - 1
 
@@ -188,7 +195,7 @@ def pack(layout, circuit) -> Packed:
             for gate in (c.activation, c.inactivation):
                 if gate is not None:
                     idx = ([v_index] if gate.with_voltage else []) + [x_base + j for j in gate.inputs]
-                    gate = nets.add(gate.net, gate.scaler, idx, gate.sign, getattr(gate, "gain", None))
+                    gate = nets.add(gate.net, gate.scaler, idx, gate.sign, gate.gain, gate.rest_logit)
                 gates.append(gate)
             E = np.atleast_1d(_f64(c.E))
             # A gate or E of size 1 is shared by every unit, as broadcasting does in the JAX step.
