@@ -229,8 +229,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     train, val, test = _circuit_data(kind, args, seed)
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
-    synapse = {} if args.open_at_rest is None else {"open_at_rest": args.open_at_rest}
-    c0 = rmm.init_circuit(train, channels(model, **synapse), seed=args.init)
+    rest = None if args.open_at_rest == "none" else float(args.open_at_rest)
+    c0 = rmm.init_circuit(train, channels(model, open_at_rest=rest), seed=args.init)
     rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
     if args.rollout not in ("none", "default"):
         length, epochs, gamma = args.rollout.split(",")
@@ -259,7 +259,8 @@ def methods(args):
     cell = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.5, tau_max=30.0, n=8), currents=(
         rmm.CurrentSettings("leak", kind="leak"),
         rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0, reversal_std=0.0)))
-    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
+    # The teacher's gates are random monotone ones, open over much of the data: not pinned at rest.
+    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,), open_at_rest=None)
     settings = rmm.CircuitSettings(("A", "B"), model=cell,
                                    synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)))
     seed = rmm.CircuitRecording({k: Recording(-60.0 + 10.0 * ou_current(4000, seed=j, tau=20.0), ou_current(4000, seed=j + 1),
@@ -393,9 +394,9 @@ def main():
                    help="HCO/driven: weight of fit_circuit's overshoot penalty (0: none)")
     p.add_argument("--current-penalty", type=float, default=rmm.CircuitTrainingSettings.current_penalty,
                    help="HCO/driven: weight of fit_circuit's ridge on the currents (0: none)")
-    p.add_argument("--open-at-rest", type=float, default=None, metavar="P",
-                   help="HCO/driven: fix each synaptic gate at P where the presynaptic filter states are lowest "
-                        "(rmm.SynapseSettings.open_at_rest; default: leave it to training)")
+    p.add_argument("--open-at-rest", default=str(rmm.SynapseSettings.open_at_rest), metavar="P",
+                   help="HCO/driven: each synaptic gate's fixed value where the presynaptic filter states are "
+                        "lowest (rmm.SynapseSettings.open_at_rest); none: left to training")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "

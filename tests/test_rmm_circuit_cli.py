@@ -60,6 +60,7 @@ pre = "pre"
 post = "post"
 hidden = [4]
 filters = { tau_min = 2.0, tau_max = 100.0, n = 6 }
+open_at_rest = false             # as the teacher's gate: not pinned at rest
 """
 TRAINING = """
 [[training]]
@@ -235,6 +236,10 @@ def test_save_load_round_trip_is_exact_and_strict(files, tmp_path):
         rmm.load_circuit(tmp_path / "c")
     rmm.save_circuit(tmp_path / "c", circuit, config)
     meta = json.loads((tmp_path / "c" / "model.json").read_text())
+    del meta["config"]["circuit"]["synapses"][0]["open_at_rest"]  # a file from before the setting
+    (tmp_path / "c" / "model.json").write_text(json.dumps(meta))
+    old, cfg = rmm.load_circuit(tmp_path / "c")
+    assert cfg.circuit.synapses[0].open_at_rest is None and old.synapses[0].current.activation.rest_logit is None
     meta["config"]["circuit"]["synapses"][0]["filters"]["n"] = 7  # another synapse bank than the weights'
     (tmp_path / "c" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="does not match its model.json"):

@@ -29,10 +29,13 @@ class SynapseSettings:
             capacitive current's std (C·dv/dt); intrinsic currents start at 1.
         open_at_rest: conductance synapses: the gate's value where every presynaptic filter state
             is at its lowest in the training data (the presynaptic cell at its most hyperpolarised),
-            fixed; ``None`` leaves it to training. Graded inhibition in the stomatogastric ganglion
-            releases transmitter above a threshold near −45 mV and is closed at rest
-            (s∞ = 0.007 at −70 mV for the synthetic circuits' synapse); without this a gate can hold a
-            tonic conductance that trades against the postsynaptic leak.
+            fixed; ``None`` leaves it to training. A conductance that stays on whatever the
+            presynaptic cell does, ``g s₀ (v − E_syn)``, is a leak, and the postsynaptic leak (its
+            reversal free) takes it up, so the voltage cannot tell a tonic part of the synapse from
+            the leak; pinning the gate near closed at rest fixes that choice, loses no model of the
+            voltage, and matches graded inhibition in the stomatogastric ganglion, which releases
+            transmitter above a threshold near −45 mV (s∞ = 0.007 at −70 mV for the synthetic
+            circuits' synapse).
     """
 
     pre: str
@@ -43,7 +46,7 @@ class SynapseSettings:
     reversal: float = -80.0
     reversal_std: float = 0.0
     init_scale: float = 0.1
-    open_at_rest: float | None = None
+    open_at_rest: float | None = 0.01
 
     def __post_init__(self):
         if self.open_at_rest is not None and not 0 < self.open_at_rest < 1:
