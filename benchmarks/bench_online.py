@@ -16,8 +16,9 @@
    selected on a ``--val-s`` (3 s) validation window; free run on a ``--test-s`` (14 s) window of
    held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per
    neuron (target within 10 %), correlation of the synaptic currents with the truth (target
-   ≥ 0.9), voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 0.5 --known-c
-   --epochs 300 --seed S`` (300 epochs: fit_circuit's default), and ``--rollout none`` beside it.
+   ≥ 0.9), voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 1.0
+   --holding=-2,0 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
+   epochs: fit_circuit's default), and the protocol's parts one at a time beside it.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
@@ -31,6 +32,7 @@ Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rl
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
        [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
        [--partners model|measured] [--seed N] [--init N] [--stability W] [--current-penalty W] [--holding LEVELS] [--holding-ms 1500]
+       [--open-at-rest P|none]
 """
 
 from __future__ import annotations
