@@ -173,10 +173,13 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
                      f"({100 * r.get('period_error', np.nan):+.1f} %), phase error "
                      f"{100 * r.get('phase_error', np.nan):.1f} % of a cycle, RMSE {d['summary']['rmse']:.1f} mV, "
                      f"spikes {d['summary']['n_spikes_model']}/{d['summary']['n_spikes_data']} (model/data)")
+    w = int(round(WARMUP / test.dt))
+    readout = rmm.circuit_readout(c, test) if m["synapses"] else {}
     for name, d in m["synapses"].items():
-        std = np.std(test[name.split("->")[1]].truth[name][0, int(round(WARMUP / test.dt)):])
+        std = np.std(test[name.split("->")[1]].truth[name][0, w:])
         parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f} "
-                     f"(read-out RMSE {d['rmse_readout']:.2f} nA; the true current's std {std:.2f} nA)")
+                     f"(read-out RMSE {d['rmse_readout']:.2f} nA; std of the true current {std:.2f} nA, of the "
+                     f"read-out {np.std(readout[name][0, w:]):.2f} nA)")
     print("\n    ".join(parts))
     return m, preds
 
