@@ -17,7 +17,7 @@
    held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per
    neuron (target within 10 %), correlation of the synaptic currents with the truth (target
    ≥ 0.9), voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 1.0
-   --holding=-2,0 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
+   --holding=-2,0 --open-at-rest 0.01 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
    epochs: fit_circuit's default), and the protocol's parts one at a time beside it.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
@@ -399,7 +399,7 @@ def main():
                    help="HCO/driven: weight of fit_circuit's overshoot penalty (0: none)")
     p.add_argument("--current-penalty", type=float, default=rmm.CircuitTrainingSettings.current_penalty,
                    help="HCO/driven: weight of fit_circuit's ridge on the currents (0: none)")
-    p.add_argument("--open-at-rest", default=str(rmm.SynapseSettings.open_at_rest), metavar="P",
+    p.add_argument("--open-at-rest", default="none", metavar="P",
                    help="HCO/driven: each synaptic gate's fixed value where the presynaptic filter states are "
                         "lowest (rmm.SynapseSettings.open_at_rest); none: left to training")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
