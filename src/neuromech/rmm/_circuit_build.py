@@ -36,8 +36,8 @@ class SynapseSettings:
             voltage, and matches graded inhibition in the stomatogastric ganglion, which releases
             transmitter above a threshold near −45 mV (s∞ = 0.007 at −70 mV for the synthetic
             circuits' synapse). 0.01 is what the README's half-centre-oscillator fits use. Not the
-            default: the pinned gate starts far below 1 over the data, so the synapse starts
-            weaker, and on the driven neuron teacher forcing then switched it off (data seed 2).
+            default: on the driven neuron (data seed 2) teacher forcing switched a pinned synapse
+            off where it kept a free one.
     """
 
     pre: str
