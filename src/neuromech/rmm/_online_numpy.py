@@ -59,7 +59,7 @@ class _Nets:
     def add(self, net, scaler, idx, sign, gain=None, rest_logit=None) -> int:
         W = [_f64(w) for w in net.weights]
         b = [_f64(x) for x in net.biases]
-        if rest_logit is not None:  # logit net(z) − net(−1) + r: net(−1) is a constant, in which the last bias cancels
+        if rest_logit is not None:  # logit net(z) − net(−1) + r; in the constant net(−1) the last bias cancels
             z = -np.ones(W[0].shape[1])
             for Wq, bq in zip(W[:-1], b[:-1]):
                 z = np.tanh(Wq @ z + bq)
