@@ -18,8 +18,7 @@ SYNAPSE_FILTERS = rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6)
 
 def settings(pre: str, post: str) -> rmm.CircuitSettings:
     """``post`` modelled, ``pre`` recorded only, one synapse pre → post."""
-    # The teacher's gate is a random monotone one, open over much of the data: not pinned at rest.
-    synapse = rmm.SynapseSettings(pre, post, filters=SYNAPSE_FILTERS, hidden=(4,), open_at_rest=None)
+    synapse = rmm.SynapseSettings(pre, post, filters=SYNAPSE_FILTERS, hidden=(4,))
     return rmm.CircuitSettings((post,), exogenous=(pre,), model=CELL, synapses=(synapse,))
 
 

@@ -85,9 +85,6 @@ def load_circuit(directory: str | os.PathLike) -> tuple[Circuit, CircuitConfig]:
             a truncated one, NaN or infinite values).
     """
     meta = read_meta(directory, CIRCUIT_FORMAT)
-    for syn in meta.get("config", {}).get("circuit", {}).get("synapses", []):
-        if isinstance(syn, dict):  # written before open_at_rest existed: the gates were not pinned
-            syn.setdefault("open_at_rest", False)
     try:
         config = circuit_config_from_dict(meta["config"])
     except (KeyError, ValueError) as err:
