@@ -173,13 +173,10 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
                      f"({100 * r.get('period_error', np.nan):+.1f} %), phase error "
                      f"{100 * r.get('phase_error', np.nan):.1f} % of a cycle, RMSE {d['summary']['rmse']:.1f} mV, "
                      f"spikes {d['summary']['n_spikes_model']}/{d['summary']['n_spikes_data']} (model/data)")
-    w = int(round(WARMUP / test.dt))
-    readout = rmm.circuit_readout(c, test) if m["synapses"] else {}
     for name, d in m["synapses"].items():
-        std = np.std(test[name.split("->")[1]].truth[name][0, w:])
         parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f} "
-                     f"(read-out RMSE {d['rmse_readout']:.2f} nA; std of the true current {std:.2f} nA, of the "
-                     f"read-out {np.std(readout[name][0, w:]):.2f} nA)")
+                     f"(read-out RMSE {d['rmse_readout']:.2f} nA; std of the true current {d['std_true']:.2f} nA, "
+                     f"of the read-out {d['std_readout']:.2f} nA)")
     print("\n    ".join(parts))
     return m, preds
 
@@ -264,8 +261,7 @@ def methods(args):
     cell = rmm.ModelSettings(filters=rmm.FilterSettings(tau_min=0.5, tau_max=30.0, n=8), currents=(
         rmm.CurrentSettings("leak", kind="leak"),
         rmm.CurrentSettings("K", activation_taus=(1.0, 30.0), reversal=-80.0, reversal_std=0.0)))
-    # The teacher's gates are random monotone ones, open over much of the data: not pinned at rest.
-    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,), open_at_rest=None)
+    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=6), hidden=(4,))
     settings = rmm.CircuitSettings(("A", "B"), model=cell,
                                    synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)))
     seed = rmm.CircuitRecording({k: Recording(-60.0 + 10.0 * ou_current(4000, seed=j, tau=20.0), ou_current(4000, seed=j + 1),

@@ -114,8 +114,9 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     Returns:
         ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps",
         "rhythm"}}, "synapses": {name: {"correlation_free_run", "rmse_free_run",
-        "correlation_readout", "rmse_readout"}}`` (nA; only synapses whose true current the
-        recording carries), ``"summary"``: means over neurons of the neurons' summaries, the
+        "correlation_readout", "rmse_readout", "std_readout", "std_true"}}`` (nA; only synapses
+        whose true current the recording carries; a read-out std near 0 is a synapse training
+        switched off, whose correlation is then only that of its driving force's shape), ``"summary"``: means over neurons of the neurons' summaries, the
         number of diverged sweeps, ``burst_period_error`` (mean over bursting neurons of their
         ``SweepMetrics.burst_period_error``) and ``burst_phase_error`` (cycles; mean over bursting neurons other than
         the reference channel)}. ``rhythm``: :func:`burst_rhythm`'s figures, means over the
@@ -186,7 +187,8 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
         if readout:
             truth, ro = np.concatenate(parts["truth"]), np.concatenate(parts["readout"])
             synapses[name].update(correlation_readout=_correlation(truth, ro),
-                                  rmse_readout=float(np.sqrt(np.mean((truth - ro) ** 2))))
+                                  rmse_readout=float(np.sqrt(np.mean((truth - ro) ** 2))),
+                                  std_readout=float(np.std(ro)), std_true=float(np.std(truth)))
     summary = {key: float(np.nanmean([n["summary"][key] for n in neurons.values()]))
                if any(np.isfinite(n["summary"][key]) for n in neurons.values()) else float("nan")
                for key in ("rmse", "inner_product", "coincidence", "spike_count_error", "burst_period_error")}
