@@ -214,10 +214,11 @@ def _circuit_data(kind, args, seed):
     # Holding blocks only in the training window: validation and test score the free rhythm.
     total = args.train_s + args.val_s + args.test_s
     rec = rmm.synthetic_circuit(kind, total * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
-                                holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0)
+                                holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0,
+                                holding_cells=args.hold_cells.split(",") if args.hold_cells else None)
     print(f"  generated {total:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
           f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms "
-          "in the training window)")
+          f"in the training window, cells {args.hold_cells or 'all'})")
     return _split(rec, args.train_s, args.val_s, args.test_s)
 
 
@@ -380,6 +381,8 @@ def main():
                                                               "(36: rmm.FilterSettings' default)")
     p.add_argument("--holding", default="", metavar="LEVELS",
                    help="HCO/driven: holding currents (nA, comma-separated) each cell draws per block, e.g. -3,0,0")
+    p.add_argument("--hold-cells", default="", metavar="NAMES",
+                   help="HCO/driven: the cells that receive the holding blocks (comma-separated; default all)")
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")

@@ -212,6 +212,12 @@ def test_holding_levels_are_blocks_added_to_the_drive():
     cut = np.round(np.stack([until[c].current[0] - plain[c].current[0] for c in ("A", "B")]), 6)
     np.testing.assert_array_equal(cut[:, :1800], levels[:, :1800])
     assert np.all(cut[:, 1800:] == 0.0) and np.any(levels[:, 1800:] != 0.0)
+    # holding_cells: only the named cells are held, with the levels they draw when all are.
+    only_b = rmm.synthetic_circuit("hco", holding=(-2.0, 0.0, 0.5), holding_ms=50.0, holding_cells=("B",), **kw)
+    np.testing.assert_array_equal(only_b["A"].current[0], plain["A"].current[0])
+    np.testing.assert_array_equal(np.round(only_b["B"].current[0] - plain["B"].current[0], 6), levels[1])
+    with pytest.raises(ValueError, match=r"holding_cells names \['C'\]"):
+        rmm.synthetic_circuit("hco", holding=(-1.0,), holding_cells=("C",), **kw)
 
 
 def test_warm_start_is_causal_filtering(driven):

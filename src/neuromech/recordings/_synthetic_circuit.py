@@ -175,6 +175,7 @@ def synthetic_circuit(
     holding: Sequence[float] = (),
     holding_ms: float = 2000.0,
     holding_until: float = float("inf"),
+    holding_cells: Sequence[str] | None = None,
     noise: float = 0.2,
     dt: float = 0.1,
     area: float = 1e-3,
@@ -201,7 +202,9 @@ def synthetic_circuit(
             inhibition it receives are seen apart; in a free half-centre oscillator they are
             locked together. ``holding_until``: the recorded time (ms) where the holding blocks
             end; after it the cells run on their drives alone (held-out windows of the free
-            rhythm after a training protocol with holding steps).
+            rhythm after a training protocol with holding steps). ``holding_cells``: the cells that
+            receive the holding blocks (default all; e.g. ``("pre",)`` for the driven neuron,
+            whose presynaptic cell is then silenced for some blocks).
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).
@@ -238,6 +241,12 @@ def synthetic_circuit(
         block = max(1, int(round(holding_ms / dt)))
         levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), -(-n // block)))
         held = np.repeat(levels, block, axis=1)[:, :n]
+        if holding_cells is not None:
+            unknown = set(holding_cells) - set(names)
+            if unknown:
+                raise ValueError(f"holding_cells names {sorted(unknown)}, not cells of the {kind!r} circuit "
+                                 f"{list(names)}")
+            held[[c not in holding_cells for c in names]] = 0.0
         if np.isfinite(holding_until):
             held[:, max(0, int(round((transient + holding_until) / dt))):] = 0.0
         i_inj = i_inj + held
