@@ -16,7 +16,9 @@
    selected on a ``--val-s`` (3 s) validation window; free run on a ``--test-s`` (14 s) window of
    held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per
    neuron (target within 10 %), correlation of the synaptic currents with the truth (target
-   ≥ 0.9), voltage RMSE, training time. The README's figures: ``--only hco --train-s 24 --drive-std 1.0
+   ≥ 0.9), voltage RMSE, training time, and teacher forcing's loss on the training data along each
+   synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
+   synapse). The README's figures: ``--only hco --train-s 24 --drive-std 1.0
    --holding=-2,0 --open-at-rest 0.01 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
    epochs: fit_circuit's default), and the protocol's parts one at a time beside it.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
@@ -244,6 +246,10 @@ def _fit_and_report(label, kind, args, seed, channels):
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
+    scales = (0.0, 0.5, 1.0, 1.5)
+    for name, losses in rmm.synapse_profile(c, train, scales, settings=settings).items():
+        print(f"    {name}: teacher-forcing loss on the training data at {scales} × its size: "
+              f"{', '.join(f'{x:.4f}' for x in losses)}")
     w = int(round(WARMUP / test.dt))
     _figure(args.out / f"{kind}_free_run.png", test.time[w:], {n: preds[0][0][0, q, w:] for q, n in enumerate(c.names)},
             test, w)

@@ -447,3 +447,28 @@ def test_current_penalty_against_the_currents_row_by_row(driven):
     assert float(rmm.current_penalty(teacher, v, xs, ss, scale)) > 0
     with pytest.raises(ValueError, match="current_penalty must be ≥ 0"):
         rmm.CircuitTrainingSettings(current_penalty=-0.1)
+
+
+def test_synapse_profile_is_lowest_at_the_true_synapse(driven):
+    """On data from a known circuit, teacher forcing's loss along the synapse's size is lowest at
+    the true size (scale 1), and the circuit without its synapse (scale 0) predicts worse; at
+    scale 1 the unweighted profile equals the loss computed directly."""
+    from neuromech.rmm._circuit_fit import _teacher_forcing_arrays, target_variance
+    teacher, train, _ = driven
+    scales = (0.0, 0.5, 0.9, 1.0, 1.1, 2.0)
+    plain = rmm.CircuitTrainingSettings(weighting=0.0, centred=False)
+    profiles = {}
+    for name, settings in (("plain", plain), ("default", rmm.CircuitTrainingSettings())):
+        profile = rmm.synapse_profile(teacher, train, scales, settings=settings)
+        losses = profiles[name] = profile["syn A->B"]
+        assert set(profile) == {"syn A->B"} and losses.shape == (len(scales),)
+        # 0.02 mV of noise on a 4 s record: ±10 % of the synapse costs far more than the noise's
+        # share of the loss, so the minimum must sit at the true size.
+        assert int(np.argmin(losses)) == scales.index(1.0), (name, losses)
+        assert losses[0] > 2 * losses[3], (name, losses)
+    dtype = teacher.neurons[0].bank.A.dtype
+    v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(teacher, train, dtype)
+    direct = float(rmm.circuit_teacher_forcing_loss(teacher, v, xs, ss, i, dvdt, target_variance(dvdt, w)))
+    assert profiles["plain"][3] == pytest.approx(direct, rel=1e-5)  # the same float32 sums
+    with pytest.raises(ValueError, match="scales must be a list of factors ≥ 0"):
+        rmm.synapse_profile(teacher, train, (-1.0, 1.0))

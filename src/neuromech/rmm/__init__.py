@@ -19,7 +19,8 @@ Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
   :class:`CircuitSettings`, :func:`init_circuit`, :func:`circuit_step`, :func:`simulate_circuit`,
   :func:`fit_circuit` (teacher forcing, multiple shooting, generalised teacher forcing),
   :func:`circuit_readout`, :func:`predict_circuit` and :func:`evaluate_circuit` (free-run metrics per
-  neuron and synapse, :func:`burst_rhythm`: burst period and phase), :func:`circuit_selection_score`;
+  neuron and synapse, :func:`burst_rhythm`: burst period and phase), :func:`circuit_selection_score`,
+  :func:`synapse_profile` (teacher forcing's loss along each synapse's size);
   settings of ``neuromech fit`` with a ``[circuit]`` table:
   :class:`CircuitConfig`, :class:`CircuitDescription`, :func:`circuit_config_from_dict`; files:
   :func:`save_circuit`, :func:`load_circuit`; data: :class:`CircuitRecording`,
@@ -59,6 +60,7 @@ from ._circuit_settings import circuit_config_from_dict as circuit_config_from_d
 from ._rhythm import burst_rhythm as burst_rhythm
 from ._circuit_validate import circuit_selection_score as circuit_selection_score
 from ._circuit_validate import evaluate_circuit as evaluate_circuit
+from ._circuit_validate import synapse_profile as synapse_profile
 from ._circuit_validate import predict_circuit as predict_circuit
 from ._build import init_rmm as init_rmm
 from ._build import centred_voltage as centred_voltage

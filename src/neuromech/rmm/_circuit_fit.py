@@ -267,6 +267,12 @@ def _teacher_forcing_arrays(circuit, data, dtype, *, centred: bool = False, weig
     return cat(lambda p: p[0]), xs, ss, cat(lambda p: p[1]), cat(lambda p: p[2]), jnp.asarray(w / w.mean(axis=0), dtype)
 
 
+def target_variance(dvdt, w):
+    """(n,) each neuron's weighted variance of its dv/dt target (the teacher-forcing loss's unit)."""
+    mean = jnp.sum(w * dvdt, 0) / jnp.sum(w, 0)
+    return jnp.maximum(jnp.sum(w * (dvdt - mean) ** 2, 0) / jnp.sum(w, 0), 1e-12)
+
+
 def _windows(circuit, data, length, dtype, stride=None):
     """Windows of ``length`` steps every ``stride`` samples (default ``length``): v_meas (W, L+1, n),
     v_exo (W, L, e), i (W, L, n), teacher-forced start states, and the index of the next window
@@ -383,8 +389,7 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
     if s.method == "teacher forcing":
         v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(circuit, train, dtype, centred=s.centred,
                                                         weighting=s.weighting)
-        scale = jnp.maximum(jnp.sum(w * (dvdt - jnp.sum(w * dvdt, 0) / jnp.sum(w, 0)) ** 2, 0) / jnp.sum(w, 0),
-                            1e-12)
+        scale = target_variance(dvdt, w)
         # Each row's fixed random offset of the modelled voltages where the overshoot penalty looks.
         offsets = s.stability_jitter * jax.random.normal(jax.random.fold_in(key, 1), dvdt.shape, dtype)
         arrays = (v, i, dvdt, w, offsets, *xs, *ss)

@@ -15,10 +15,13 @@ run against data.
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 
 from ._circuit import Circuit, simulate_circuit
-from ._circuit_fit import circuit_readout, circuit_warm_start
+from ._circuit_fit import (CircuitTrainingSettings, _teacher_forcing_arrays, circuit_readout,
+                           circuit_teacher_forcing_loss, circuit_warm_start, target_variance)
 from ._metrics import summarise, sweep_metrics
 from ._model import DivergenceError
 from ._rhythm import burst_rhythm
@@ -201,3 +204,49 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
               for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get("phase_data", np.nan))]
     summary["burst_phase_error"] = float(np.mean(phases)) if phases else float("nan")
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
+
+
+def synapse_profile(circuit: Circuit, data, scales=(0.0, 0.5, 1.0, 1.5, 2.0), *,
+                    settings=None) -> dict[str, np.ndarray]:
+    """The teacher-forcing loss on ``data`` with each synapse's size scaled, the rest as it is.
+
+    For every synapse, its conductance ``g`` (or a lumped synapse's output scale) is multiplied
+    by each of ``scales`` while everything else stays fixed, and the teacher-forcing error of
+    :func:`fit_circuit` (its weighting and centred input from ``settings``, a
+    :class:`CircuitTrainingSettings`; no penalties) is computed on all of ``data``. A profile
+    whose minimum lies at 0 says that one-step prediction does not want this synapse on these
+    data, whatever the free run needs: the data do not identify it by teacher forcing, and a fit
+    will shrink it. It is a slice, not a profile likelihood: the other parameters are not refitted.
+
+    Args:
+        circuit: a (trained) circuit; data: a CircuitRecording or a list of them.
+        scales: factors on each synapse's size (≥ 0).
+
+    Returns:
+        ``{"syn A->B": (len(scales),) losses}``, in the loss's units (1: predicting each neuron's
+        mean dv/dt; summed over neurons).
+
+    Example:
+        >>> synapse_profile(circuit, train, scales=(0.0, 1.0))   # doctest: +SKIP
+        {'syn pre->post': array([0.73, 0.75])}
+    """
+    s = CircuitTrainingSettings() if settings is None else settings
+    scales = np.asarray(scales, float)
+    if scales.ndim != 1 or not np.all(scales >= 0):
+        raise ValueError(f"scales must be a list of factors ≥ 0, got {scales.tolist()}")
+    dtype = circuit.neurons[0].bank.A.dtype
+    v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(circuit, data, dtype, centred=s.centred, weighting=s.weighting)
+    scale = target_variance(dvdt, w)
+    weights = w if s.weighting else None
+    out = {}
+    for k, syn in enumerate(circuit.synapses):
+        lumped = not hasattr(syn.current, "g")
+        size = syn.current.out_scale if lumped else syn.current.g
+
+        def where(c, k=k, lumped=lumped):
+            return c.synapses[k].current.out_scale if lumped else c.synapses[k].current.g
+
+        out[syn.name] = np.array([float(circuit_teacher_forcing_loss(
+            eqx.tree_at(where, circuit, size * jnp.asarray(f, size.dtype)), v, xs, ss, i, dvdt, scale, 0.0, weights))
+            for f in scales])
+    return out
