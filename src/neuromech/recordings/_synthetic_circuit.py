@@ -197,14 +197,14 @@ def synthetic_circuit(
             lock the HCO in anti-phase, weak enough to leave each cell bursting.
         drive: each cell's Ornstein–Uhlenbeck current (mean, std µA/cm², correlation time ms).
         holding: holding-current levels (µA/cm²) added to the drive: each cell independently holds
-            a level drawn from these for every ``holding_ms`` block (empty: none). Hyperpolarising
-            one cell for a while silences its synapses, so that its partner's own dynamics and the
-            inhibition it receives are seen apart; in a free half-centre oscillator they are
-            locked together. ``holding_until``: the recorded time (ms) where the holding blocks
-            end; after it the cells run on their drives alone (held-out windows of the free
-            rhythm after a training protocol with holding steps). ``holding_cells``: the cells that
-            receive the holding blocks (default all; e.g. ``("pre",)`` for the driven neuron,
-            whose presynaptic cell is then silenced for some blocks).
+            a level drawn from these for every ``holding_ms`` block (empty: none). Holding one
+            cell shifts its rhythm against its partner's, so that the partner's own dynamics and
+            the inhibition it receives are not locked together as in a free circuit. The STG
+            burster keeps bursting, slower, at −2 and −5 µA/cm² and falls silent at −10.
+            ``holding_until``: the recorded time (ms) where the holding blocks end; after it the
+            cells run on their drives alone (held-out windows of the free rhythm after a training
+            protocol with holding steps). ``holding_cells``: the cells that receive the holding
+            blocks (default all; e.g. ``("pre",)`` for the driven neuron's presynaptic cell).
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).

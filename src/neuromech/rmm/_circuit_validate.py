@@ -10,7 +10,8 @@ teacher-forced read-out from the measured voltages (:func:`~neuromech.rmm.circui
 correlation ignores an offset and a scale: read it with the RMSE. Circuits that burst are also
 scored on their rhythm (:func:`burst_rhythm`): each neuron's burst period and its burst phase in
 the cycle of the reference channel (the first exogenous channel, else the first neuron), free
-run against data.
+run against data. :func:`synapse_profile` asks whether the data, one sample ahead, want each
+synapse at all.
 """
 
 from __future__ import annotations
