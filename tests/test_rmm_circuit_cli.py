@@ -266,6 +266,9 @@ def test_fit_writes_a_circuit_model_dir(fitted):
     # The read-out synaptic current follows the truth (0.92 measured with these seeds; a synapse
     # that learned nothing would correlate near 0).
     assert test["synapses"]["syn pre->post"]["correlation_readout"] > 0.7
+    profile = report["synapse_profile"]
+    assert profile["scales"] == [0.0, 0.5, 1.0, 1.5, 2.0] and len(profile["syn pre->post"]) == 5
+    assert all(np.isfinite(profile["syn pre->post"]))
     circuit, config = rmm.load_circuit(fitted)
     assert circuit.names == ("post",) and circuit.exogenous == ("pre",) and config.circuit.warmup == 20.0
 

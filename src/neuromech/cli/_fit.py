@@ -241,7 +241,8 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     import dataclasses
 
     from ..io import atomic_path
-    from ..rmm import circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit, save_circuit
+    from ..rmm import (circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit, save_circuit,
+                       synapse_profile)
     from ..rmm._settings import config_to_dict, json_ready
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
@@ -274,6 +275,11 @@ def run_circuit(args: argparse.Namespace, config) -> int:
               "training_time_s": sum(r["time_s"] for r in stages), "stages": stages, "selected_stage": selected,
               "capacitance_nF": {n: float(m.capacitance) for n, m in zip(circuit.names, circuit.neurons)},
               "holding_nA": {n: float(m.holding) for n, m in zip(circuit.names, circuit.neurons)}}
+    if circuit.synapses:  # teacher forcing's loss along each synapse's size (a minimum at 0: not identified)
+        scales = (0.0, 0.5, 1.0, 1.5, 2.0)
+        tf = next((t for t in config.training if t.method == "teacher forcing"), config.training[0])
+        report["synapse_profile"] = {"scales": list(scales), "data": "training",
+                                     **synapse_profile(circuit, train, scales, settings=tf)}
     preds = None
     for name, data in (("validation_metrics", val), ("test_metrics", test)):
         if data:
