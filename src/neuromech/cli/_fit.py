@@ -278,8 +278,9 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     if circuit.synapses:  # teacher forcing's loss along each synapse's size (a minimum at 0: not identified)
         scales = (0.0, 0.5, 1.0, 1.5, 2.0)
         tf = next((t for t in config.training if t.method == "teacher forcing"), config.training[0])
+        profile = synapse_profile(circuit, train, scales, settings=tf)
         report["synapse_profile"] = {"scales": list(scales), "data": "training",
-                                     **synapse_profile(circuit, train, scales, settings=tf)}
+                                     **{name: losses.tolist() for name, losses in profile.items()}}
     preds = None
     for name, data in (("validation_metrics", val), ("test_metrics", test)):
         if data:
