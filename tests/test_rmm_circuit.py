@@ -458,8 +458,8 @@ def test_synapse_profile_is_lowest_at_the_true_synapse(driven):
     scales = (0.0, 0.5, 0.9, 1.0, 1.1, 2.0)
     plain = rmm.CircuitTrainingSettings(weighting=0.0, centred=False)
     profiles = {}
-    for name, settings in (("plain", plain), ("default", rmm.CircuitTrainingSettings())):
-        profile = rmm.synapse_profile(teacher, train, scales, settings=settings)
+    for name, training in (("plain", plain), ("default", rmm.CircuitTrainingSettings())):
+        profile = rmm.synapse_profile(teacher, train, scales, settings=training)
         losses = profiles[name] = profile["syn A->B"]
         assert set(profile) == {"syn A->B"} and losses.shape == (len(scales),)
         # 0.02 mV of noise on a 4 s record: ±10 % of the synapse costs far more than the noise's
@@ -470,5 +470,17 @@ def test_synapse_profile_is_lowest_at_the_true_synapse(driven):
     v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(teacher, train, dtype)
     direct = float(rmm.circuit_teacher_forcing_loss(teacher, v, xs, ss, i, dvdt, target_variance(dvdt, w)))
     assert profiles["plain"][3] == pytest.approx(direct, rel=1e-5)  # the same float32 sums
+    # A lumped synapse is scaled through its output scale: 0 removes it, 1 is the circuit as it is.
+    base = settings("A", "B")
+    lumped = rmm.init_circuit(train, dataclasses.replace(
+        base, synapses=(dataclasses.replace(base.synapses[0], kind="lumped"),)), seed=1)
+    without = eqx.tree_at(lambda c: c.synapses[0].current.out_scale, lumped,
+                          jnp.zeros_like(lumped.synapses[0].current.out_scale))
+    v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(lumped, train, dtype)
+    direct = [float(rmm.circuit_teacher_forcing_loss(c, v, xs, ss, i, dvdt, target_variance(dvdt, w)))
+              for c in (without, lumped)]
+    np.testing.assert_allclose(rmm.synapse_profile(lumped, train, (0.0, 1.0), settings=plain)["syn A->B"], direct,
+                               rtol=1e-5)  # the same float32 sums
+    assert direct[0] != direct[1]
     with pytest.raises(ValueError, match="scales must be a list of factors ≥ 0"):
         rmm.synapse_profile(teacher, train, (-1.0, 1.0))

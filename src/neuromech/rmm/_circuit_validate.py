@@ -212,9 +212,10 @@ def synapse_profile(circuit: Circuit, data, scales=(0.0, 0.5, 1.0, 1.5, 2.0), *,
     """The teacher-forcing loss on ``data`` with each synapse's size scaled, the rest as it is.
 
     For every synapse, its conductance ``g`` (or a lumped synapse's output scale) is multiplied
-    by each of ``scales`` while everything else stays fixed, and the teacher-forcing error of
+    by each of ``scales`` while everything else stays fixed, and the teacher-forcing loss of
     :func:`fit_circuit` (its weighting and centred input from ``settings``, a
-    :class:`CircuitTrainingSettings`; no penalties) is computed on all of ``data``. A profile
+    :class:`CircuitTrainingSettings`; without the ridge, the overshoot penalty and weight decay)
+    is computed on all of ``data``. A profile
     whose minimum lies at 0 says that one-step prediction does not want this synapse on these
     data, whatever the free run needs: the data do not identify it by teacher forcing, and a fit
     will shrink it. It is a slice, not a profile likelihood: the other parameters are not refitted.
@@ -228,8 +229,9 @@ def synapse_profile(circuit: Circuit, data, scales=(0.0, 0.5, 1.0, 1.5, 2.0), *,
         mean dv/dt; summed over neurons).
 
     Example:
-        >>> synapse_profile(circuit, train, scales=(0.0, 1.0))   # doctest: +SKIP
-        {'syn pre->post': array([0.73, 0.75])}
+        >>> profile = synapse_profile(circuit, train)   # doctest: +SKIP
+        >>> {name: int(np.argmin(losses)) for name, losses in profile.items()}   # doctest: +SKIP
+        {'syn pre->post': 2}
     """
     s = CircuitTrainingSettings() if settings is None else settings
     scales = np.asarray(scales, float)
