@@ -243,6 +243,7 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     from ..io import atomic_path
     from ..rmm import (circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit, save_circuit,
                        synapse_profile)
+    from ..rmm._circuit_validate import PROFILE_SCALES
     from ..rmm._settings import config_to_dict, json_ready
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
@@ -276,10 +277,9 @@ def run_circuit(args: argparse.Namespace, config) -> int:
               "capacitance_nF": {n: float(m.capacitance) for n, m in zip(circuit.names, circuit.neurons)},
               "holding_nA": {n: float(m.holding) for n, m in zip(circuit.names, circuit.neurons)}}
     if circuit.synapses:  # teacher forcing's loss along each synapse's size (a minimum at 0: not identified)
-        scales = (0.0, 0.5, 1.0, 1.5, 2.0)
         tf = next((t for t in config.training if t.method == "teacher forcing"), config.training[0])
-        profile = synapse_profile(circuit, train, scales, settings=tf)
-        report["synapse_profile"] = {"scales": list(scales), "data": "training",
+        profile = synapse_profile(circuit, train, settings=tf)
+        report["synapse_profile"] = {"scales": list(PROFILE_SCALES), "data": "training",
                                      **{name: losses.tolist() for name, losses in profile.items()}}
     preds = None
     for name, data in (("validation_metrics", val), ("test_metrics", test)):

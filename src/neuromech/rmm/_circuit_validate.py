@@ -17,12 +17,12 @@ synapse at all.
 from __future__ import annotations
 
 import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 
 from ._circuit import Circuit, simulate_circuit
 from ._circuit_fit import (CircuitTrainingSettings, _teacher_forcing_arrays, circuit_readout,
                            circuit_teacher_forcing_loss, circuit_warm_start, target_variance)
+from ._currents import LumpedCurrent
 from ._metrics import summarise, sweep_metrics
 from ._model import DivergenceError
 from ._rhythm import burst_rhythm
@@ -207,8 +207,11 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
 
 
-def synapse_profile(circuit: Circuit, data, scales=(0.0, 0.5, 1.0, 1.5, 2.0), *,
-                    settings=None) -> dict[str, np.ndarray]:
+# Factors on a synapse's size at which synapse_profile evaluates the loss by default.
+PROFILE_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def synapse_profile(circuit: Circuit, data, scales=PROFILE_SCALES, *, settings=None) -> dict[str, np.ndarray]:
     """The teacher-forcing loss on ``data`` with each synapse's size scaled, the rest as it is.
 
     For every synapse, its conductance ``g`` (or a lumped synapse's output scale) is multiplied
@@ -243,13 +246,11 @@ def synapse_profile(circuit: Circuit, data, scales=(0.0, 0.5, 1.0, 1.5, 2.0), *,
     weights = w if s.weighting else None
     out = {}
     for k, syn in enumerate(circuit.synapses):
-        lumped = not hasattr(syn.current, "g")
-        size = syn.current.out_scale if lumped else syn.current.g
-
-        def where(c, k=k, lumped=lumped):
-            return c.synapses[k].current.out_scale if lumped else c.synapses[k].current.g
+        def size(c, k=k):  # a conductance synapse's g, a lumped one's output scale
+            current = c.synapses[k].current
+            return current.out_scale if isinstance(current, LumpedCurrent) else current.g
 
         out[syn.name] = np.array([float(circuit_teacher_forcing_loss(
-            eqx.tree_at(where, circuit, size * jnp.asarray(f, size.dtype)), v, xs, ss, i, dvdt, scale, 0.0, weights))
+            eqx.tree_at(size, circuit, size(circuit) * float(f)), v, xs, ss, i, dvdt, scale, 0.0, weights))
             for f in scales])
     return out
