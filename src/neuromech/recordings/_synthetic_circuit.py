@@ -197,10 +197,8 @@ def synthetic_circuit(
             lock the HCO in anti-phase, weak enough to leave each cell bursting.
         drive: each cell's Ornstein–Uhlenbeck current (mean, std µA/cm², correlation time ms).
         holding: holding-current levels (µA/cm²) added to the drive: each cell independently holds
-            a level drawn from these for every ``holding_ms`` block (empty: none). Holding one
-            cell shifts its rhythm against its partner's, so that the partner's own dynamics and
-            the inhibition it receives are not locked together as in a free circuit. The STG
-            burster keeps bursting, slower, at −2 and −5 µA/cm² and falls silent at −10.
+            a level drawn from these for every ``holding_ms`` block (empty: none). The STG
+            burster alone keeps bursting, slower, at −2 and −5 µA/cm² and falls silent at −10.
             ``holding_until``: the recorded time (ms) where the holding blocks end; after it the
             cells run on their drives alone (held-out windows of the free rhythm after a training
             protocol with holding steps). ``holding_cells``: the cells that receive the holding
