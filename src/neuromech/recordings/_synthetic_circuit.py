@@ -52,6 +52,16 @@ class GradedSynapse:
         return f"syn {self.pre}->{self.post}"
 
 
+#: The driven neuron's CaS conductance, as a fraction of the STG fixture's. At 0.65 the cell alone
+#: bursts irregularly and faster than the presynaptic burster (median burst interval about 103 ms
+#: against 154 ms, data seed 2) and the synapse entrains it 1:1 (154 ms on seeds 2–4), as a
+#: follower neuron is entrained by its pacemaker (LP by PD in the pyloric rhythm). A copy of the
+#: presynaptic cell (CaS ×0.95, the HCO's second cell) is instead mode-locked 5:6 by the synapse:
+#: burst intervals of 171–217 ms against the presynaptic 154 ms, a pattern whose period moves with
+#: any change in either cell.
+DRIVEN_CAS = 0.65
+
+
 def _s_inf(v, syn_vh, syn_k):
     return jax.nn.sigmoid((v - syn_vh) / syn_k)
 
@@ -188,8 +198,9 @@ def synthetic_circuit(
     Main arguments:
         kind: ``"hco"``: a half-centre oscillator, cells ``"A"`` and ``"B"`` with reciprocal graded
             inhibition (E = −80 mV), each driven by its own noisy current; ``"driven"``: cell
-            ``"post"`` receives a graded inhibitory synapse from a recorded presynaptic cell
-            ``"pre"`` (both driven by noise; ``"pre"`` is the exogenous channel of the circuit).
+            ``"post"``, a follower (:data:`DRIVEN_CAS`), receives a graded inhibitory synapse from a
+            recorded presynaptic STG burster ``"pre"`` that entrains it 1:1 (both driven by noise;
+            ``"pre"`` is the exogenous channel of the circuit).
         duration: recorded time (ms) after a discarded ``transient``.
 
     Other arguments:
@@ -205,7 +216,8 @@ def synthetic_circuit(
             blocks (default all; e.g. ``("pre",)`` for the driven neuron's presynaptic cell).
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
-            STG fixture for both, the second cell's CaS ×0.95 so the cells are not identical).
+            STG fixture for both, the second cell's CaS ×0.95 in the HCO so the cells are not
+            identical, ×:data:`DRIVEN_CAS` for the driven neuron, a follower).
 
     Returns:
         A :class:`CircuitRecording`; each postsynaptic channel's ``truth`` holds its true synaptic
@@ -228,7 +240,7 @@ def synthetic_circuit(
                 else [GradedSynapse("pre", "post", g_syn)])
     if conductances is None:
         second = np.array(STG_FIXTURE)
-        second[model.channel_index("CaS")] *= 0.95
+        second[model.channel_index("CaS")] *= 0.95 if kind == "hco" else DRIVEN_CAS
         conductances = np.stack([np.array(STG_FIXTURE), second])
     rng = np.random.default_rng(seed)
     n = int(round((duration + transient) / dt)) + 1
