@@ -36,8 +36,10 @@ class SynapseSettings:
             voltage, and matches graded inhibition in the stomatogastric ganglion, which releases
             transmitter above a threshold near −45 mV (s∞ = 0.007 at −70 mV for the synthetic
             circuits' synapse). 0.01 is what the README's half-centre-oscillator fits use. Not the
-            default: on the driven neuron (data seed 2) teacher forcing switched a pinned synapse
-            off where it kept a free one.
+            default: on an earlier, mode-locked driven cell (data seed 2) teacher forcing switched
+            a pinned synapse off where it kept a free one, and where the presynaptic cycle is
+            short against the synapse's time constant the true gate never closes (the driven
+            neuron of :func:`~neuromech.rmm.synthetic_circuit`: 0.13 at its lowest).
     """
 
     pre: str
