@@ -25,8 +25,10 @@
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
    training time.
-5. A driven STG neuron (graded inhibition from a recorded, exogenous presynaptic neuron), fitted
-   and scored as the HCO (phase: in the presynaptic neuron's cycle).
+5. A driven STG neuron, a follower entrained 1:1 by graded inhibition from a recorded, exogenous
+   presynaptic burster, fitted and scored as the HCO (phase: in the presynaptic neuron's cycle).
+   The README's figures: ``--only driven --train-s 24 --known-c --epochs 300 --n-filters 24
+   --seed S``.
 6. (``--only ident``, not in the default run) Identifiability of the HCO's synapses under teacher
    forcing: fits from three synapse starting sizes, against the synapses' form fitted to the truth.
 
