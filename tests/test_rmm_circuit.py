@@ -220,7 +220,6 @@ def test_holding_levels_are_blocks_added_to_the_drive():
         rmm.synthetic_circuit("hco", holding=(-1.0,), holding_cells=("C",), **kw)
 
 
-
 def test_synthetic_driven_neuron_is_a_follower_entrained_one_to_one():
     """The driven neuron of synthetic_circuit follows its presynaptic burster 1:1 (as LP follows
     PD), and the synapse sets its rhythm: without it the cell bursts faster and irregularly."""
@@ -243,6 +242,7 @@ def test_synthetic_driven_neuron_is_a_follower_entrained_one_to_one():
     assert np.all(np.abs(post / np.median(pre) - 1) < 0.05), post
     alone = intervals(rmm.synthetic_circuit("driven", g_syn=0.0, **kw), "post")
     assert alone.size == 0 or np.median(alone) < 0.8 * np.median(pre), alone
+
 
 def test_warm_start_is_causal_filtering(driven):
     """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples."""

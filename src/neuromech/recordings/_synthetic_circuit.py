@@ -57,8 +57,7 @@ class GradedSynapse:
 #: against 154 ms, data seed 2) and the synapse entrains it 1:1 (154 ms on seeds 2–4), as a
 #: follower neuron is entrained by its pacemaker (LP by PD in the pyloric rhythm). A copy of the
 #: presynaptic cell (CaS ×0.95, the HCO's second cell) is instead mode-locked 5:6 by the synapse:
-#: burst intervals of 171–217 ms against the presynaptic 154 ms, a pattern whose period moves with
-#: any change in either cell.
+#: burst intervals of 171–217 ms against the presynaptic 154 ms (data seeds 2 and 3).
 DRIVEN_CAS = 0.65
 
 
