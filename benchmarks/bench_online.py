@@ -219,10 +219,14 @@ def _circuit_data(kind, args, seed):
     total = args.train_s + args.val_s + args.test_s
     rec = rmm.synthetic_circuit(kind, total * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
                                 holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0,
-                                holding_cells=args.hold_cells.split(",") if args.hold_cells else None)
+                                holding_cells=args.hold_cells.split(",") if args.hold_cells else None,
+                                clamp=tuple(float(x) for x in args.clamp.split(",")) if args.clamp else (),
+                                clamp_cells=args.clamp_cells.split(",") if args.clamp_cells else None)
     print(f"  generated {total:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
           f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms "
-          f"in the training window, cells {args.hold_cells or 'all'})")
+          f"in the training window, cells {args.hold_cells or 'all'}"
+          + (f"; voltage clamp at {args.clamp} mV (nan: free) in such blocks, cells {args.clamp_cells or 'all'}"
+             if args.clamp else "") + ")")
     return _split(rec, args.train_s, args.val_s, args.test_s)
 
 
@@ -391,6 +395,9 @@ def main():
                    help="HCO/driven: holding currents (nA, comma-separated) each cell draws per block, e.g. -3,0,0")
     p.add_argument("--hold-cells", default="", metavar="NAMES",
                    help="HCO/driven: the cells that receive the holding blocks (comma-separated; default all)")
+    p.add_argument("--clamp", default="", help="HCO/driven: voltage-clamp levels (mV, comma-separated, nan: free) "
+                   "drawn per block like the holding levels, e.g. -50,nan")
+    p.add_argument("--clamp-cells", default="", help="HCO/driven: the cells that are clamped (default all)")
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
     p.add_argument("--repeats", type=int, default=3, help="latency: streams of 5000 samples per configuration")

@@ -244,6 +244,47 @@ def test_synthetic_driven_neuron_is_a_follower_entrained_one_to_one():
     assert alone.size == 0 or np.median(alone) < 0.8 * np.median(pre), alone
 
 
+
+def test_voltage_clamp_records_the_clamp_current():
+    """A clamped cell stays at its command, and the clamp supplies its ionic current, which
+    settles to the model's steady-state current at the command (computed independently from
+    ConductanceBasedModel.steady_state), plus the synaptic current it receives; a jump of the
+    command adds its charge C ΔV / dt to the sample before it."""
+    from neuromech.cbm import get_model
+    from neuromech.recordings._synthetic import STG_FIXTURE
+    from neuromech.recordings._synthetic_circuit import DRIVEN_CAS
+
+    # The presynaptic cell held silent, the driven cell clamped at −50 mV throughout (9 s).
+    rec = rmm.synthetic_circuit("driven", 8000.0, transient=1000.0, seed=4, holding=(-10.0,), holding_cells=("pre",),
+                                clamp=(-50.0,), clamp_cells=("post",))
+    post = rec["post"]
+    assert np.all(post.truth["voltage_clean"] == -50.0) and np.all(post.truth["v_command"] == -50.0)
+    model = get_model("stg")
+    g = np.array(STG_FIXTURE)
+    g[model.channel_index("CaS")] *= DRIVEN_CAS
+    steady = float(jnp.sum(model.currents(jnp.asarray(g), model.steady_state(jnp.asarray(g), -50.0))))  # nA (1e-3 cm²)
+    ionic = post.current[0] - post.truth["syn pre->post"][0]
+    # The slowest gates are still settling: 2.8 % off the steady state after 3 s of clamp, 0.1 %
+    # after 9 s (measured); 1 % leaves room for that and the float32 recording.
+    assert np.mean(ionic[-1000:]) == pytest.approx(steady, rel=0.01)
+    # Free cells are untouched: NaN commands give the unclamped recording (to float rounding,
+    # which the cells' spikes amplify later on: first 50 ms only).
+    kw = dict(duration=300.0, transient=100.0, seed=4)
+    free, plain = rmm.synthetic_circuit("driven", clamp=(np.nan,), **kw), rmm.synthetic_circuit("driven", **kw)
+    np.testing.assert_allclose(free["post"].truth["voltage_clean"][0, :500],
+                               plain["post"].truth["voltage_clean"][0, :500], atol=1e-2)
+    np.testing.assert_array_equal(free["post"].current, plain["post"].current)
+    # Commands of −50 and −65 mV in 100 ms blocks: each jump of −15 or +15 mV costs C ΔV / dt
+    # = ∓150 nA (C = 1 nF, dt = 0.1 ms) on top of an ionic current of a few nA.
+    two = rmm.synthetic_circuit("driven", 1000.0, transient=100.0, seed=4, clamp=(-50.0, -65.0),
+                                clamp_cells=("post",), holding_ms=100.0)
+    v, i = two["post"].truth["voltage_clean"][0], two["post"].current[0]
+    jumps = np.flatnonzero(np.diff(v) != 0)
+    assert jumps.size >= 2
+    np.testing.assert_allclose(i[jumps], 10.0 * np.diff(v)[jumps], atol=10.0)
+    with pytest.raises(ValueError, match=r"clamp_cells names \['C'\]"):
+        rmm.synthetic_circuit("driven", clamp=(-50.0,), clamp_cells=("C",), **kw)
+
 def test_warm_start_is_causal_filtering(driven):
     """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples."""
     teacher, _, test = driven

@@ -8,12 +8,14 @@ added to its injected current, and every synaptic gate relaxes exactly towards s
 presynaptic voltage held over the step. The coupling is therefore *explicit* over one step (the
 synaptic current is taken at the start of the step): first order in the coupling, at the cell
 model's validated step of 0.025 ms (tests/test_rmm_circuit.py checks it against scipy's
-``solve_ivp`` on a short window).
+``solve_ivp`` on a short window). A cell can be held by an ideal voltage clamp instead, as an
+experimenter measures a synaptic current: its recorded current is then the clamp's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import jax
@@ -106,8 +108,28 @@ def _make_step(model, g, syn, dt):
     return step
 
 
+def _make_clamped_step(model, g, syn, dt):
+    """The step with each cell whose command (mV) is finite held at it (an ideal voltage clamp):
+    its gates and calcium move at the command voltage, its voltage stays there, and the current
+    the clamp supplies is its ionic current (at the step's midpoint state) plus the synaptic
+    current it receives. Cells with a NaN command step as in :func:`_make_step`."""
+    free_step = _make_step(model, g, syn, dt)
+    post = syn[1]
+
+    def step(y, s, i_inj, command):
+        clamped = jnp.isfinite(command)
+        y = y.at[:, 0].set(jnp.where(clamped, command, y[:, 0]))
+        y_new, s_new, i_syn = free_step(y, s, i_inj)
+        y_new = y_new.at[:, 0].set(jnp.where(clamped, command, y_new[:, 0]))
+        ionic = jax.vmap(lambda a, b, gc: jnp.sum(model.currents(gc, 0.5 * (a + b))))(y, y_new, g)
+        received = jnp.zeros(y.shape[0]).at[post].add(i_syn)
+        return y_new, s_new, i_syn, jnp.where(clamped, ionic + received, i_inj)
+
+    return step
+
+
 def simulate_circuit(model, conductances, synapses: Sequence[GradedSynapse], names: Sequence[str], i_inj,
-                     *, dt_out: float = 0.1, dt: float | None = None, y0=None, s0=None):
+                     *, dt_out: float = 0.1, dt: float | None = None, y0=None, s0=None, v_clamp=None):
     """Integrate identical-model cells coupled by graded synapses, driven by sampled currents.
 
     Args:
@@ -118,10 +140,17 @@ def simulate_circuit(model, conductances, synapses: Sequence[GradedSynapse], nam
             linearly interpolated at the midpoint of each integration step.
         dt: integration step (ms), default the model's; ``dt_out`` must be a multiple of it.
         y0, s0: initial states (default: each cell's ``initial_state``, gates closed).
+        v_clamp: (n_cells, T) command voltages (mV) of an ideal voltage clamp, NaN where a cell
+            runs free (default: all free). A clamped cell's gates move at the command, its
+            voltage stays there, and its recorded current is what the clamp supplies.
 
     Returns:
-        ``(v, i_syn, y_end, s_end)``: (n_cells, T) voltage (mV) and (n_syn, T) synaptic current
-        densities (µA/cm², outward positive) at the sample times, and the final states (to go on).
+        ``(v, i_syn, i_rec, y_end, s_end)``: (n_cells, T) voltage (mV), (n_syn, T) synaptic current
+        densities (µA/cm², outward positive) and (n_cells, T) the current each cell receives as a
+        recording shows it (µA/cm²: ``i_inj`` where it runs free; under clamp its ionic plus
+        received synaptic current, the mean over the sample's steps; a jump of the voltage to a
+        new command adds its charge C ΔV / dt_out to the sample before it), at the sample times,
+        and the final states (to go on).
     """
     names = tuple(names)
     g = jnp.asarray(np.atleast_2d(conductances), float)
@@ -158,11 +187,58 @@ def simulate_circuit(model, conductances, synapses: Sequence[GradedSynapse], nam
 
         return jax.lax.scan(sample, (y, s), drive)
 
-    (y_end, s_end), (v, s_trace) = run(y, s, drive)
-    v, s_trace = np.asarray(v).T, np.asarray(s_trace).T
+    if v_clamp is None:
+        (y_end, s_end), (v, s_trace) = run(y, s, drive)
+        v, s_trace, i_rec = np.asarray(v).T, np.asarray(s_trace).T, i_inj
+    else:
+        v_clamp = np.asarray(v_clamp, float)
+        if v_clamp.shape != i_inj.shape:
+            raise ValueError(f"v_clamp must be (n_cells, T) = {i_inj.shape} like i_inj, NaN where a cell runs free; "
+                             f"got {v_clamp.shape}")
+        (y_end, s_end), (v, v_free, s_trace, i_clamp) = _run_clamped(_make_clamped_step(model, g, syn, dt), y, s, drive,
+                                                                     jnp.asarray(v_clamp.T))
+        v, v_free, s_trace, i_clamp = (np.asarray(a).T for a in (v, v_free, s_trace, i_clamp))
+        i_rec = np.where(np.isfinite(v_clamp), i_clamp, i_inj)
+        i_rec[:, :-1] += float(model.capacitance) * (v[:, 1:] - v_free[:, 1:]) / dt_out
     pre, post, gs, E = (np.asarray(a) for a in syn[:4])
     i_syn = gs[:, None] * s_trace * (v[post] - E[:, None])
-    return v, i_syn, y_end, s_end
+    return v, i_syn, i_rec, y_end, s_end
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _run_clamped(step, y, s, drive, command):
+    """Scan the clamped step over samples: per sample the recorded voltage (the command where
+    clamped), the voltage before the clamp sets it, the gates and the mean clamp current."""
+    def sample(carry, inp):
+        y, s = carry
+        d, cmd = inp
+        v_rec = jnp.where(jnp.isfinite(cmd), cmd, y[:, 0])
+
+        def inner(c, i):
+            y2, s2, _, current = step(c[0], c[1], i, cmd)
+            return (y2, s2), current
+
+        (y_new, s_new), current = jax.lax.scan(inner, (y, s), d)
+        return (y_new, s_new), (v_rec, y[:, 0], s, jnp.mean(current, axis=0))
+
+    return jax.lax.scan(sample, (y, s), (drive, command))
+
+
+def _blocks(rng, levels, names, cells, what, kind, n, block_ms, dt, transient, until, off):
+    """(n_cells, n) per cell a level drawn from ``levels`` for every ``block_ms`` block; ``off``
+    for cells not in ``cells`` (None: all are in) and from the recorded time ``until`` on."""
+    if not block_ms > 0:
+        raise ValueError(f"holding_ms must be > 0 ms, got {block_ms}")
+    block = max(1, int(round(block_ms / dt)))
+    out = np.repeat(rng.choice(np.asarray(levels, float), size=(len(names), -(-n // block))), block, axis=1)[:, :n]
+    if cells is not None:
+        unknown = set(cells) - set(names)
+        if unknown:
+            raise ValueError(f"{what} names {sorted(unknown)}, not cells of the {kind!r} circuit {list(names)}")
+        out[[c not in cells for c in names]] = off
+    if np.isfinite(until):
+        out[:, max(0, int(round((transient + until) / dt))):] = off
+    return out
 
 
 def _ou(rng, n, mean, sigma, tau, dt):
@@ -185,6 +261,8 @@ def synthetic_circuit(
     holding_ms: float = 2000.0,
     holding_until: float = float("inf"),
     holding_cells: Sequence[str] | None = None,
+    clamp: Sequence[float] = (),
+    clamp_cells: Sequence[str] | None = None,
     noise: float = 0.2,
     dt: float = 0.1,
     area: float = 1e-3,
@@ -213,6 +291,12 @@ def synthetic_circuit(
             cells run on their drives alone (held-out windows of the free rhythm after a training
             protocol with holding steps). ``holding_cells``: the cells that receive the holding
             blocks (default all; e.g. ``("pre",)`` for the driven neuron's presynaptic cell).
+        clamp: voltage-clamp levels (mV; NaN: not clamped): each of the ``clamp_cells`` (default
+            all) is held, in blocks of ``holding_ms`` up to ``holding_until``, at a level drawn
+            from these by an ideal voltage clamp; its recorded voltage is the command (plus the
+            measurement noise) and its recorded current the clamp's (see
+            :func:`simulate_circuit`). The command is in ``truth["v_command"]`` (NaN where free).
+            Under clamp a synaptic current shows in the recorded current directly.
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 in the HCO so the cells are not
@@ -245,27 +329,22 @@ def synthetic_circuit(
     n = int(round((duration + transient) / dt)) + 1
     i_inj = np.stack([_ou(rng, n, *drive, dt) for _ in names])
     if len(holding):
-        if not holding_ms > 0:
-            raise ValueError(f"holding_ms must be > 0 ms, got {holding_ms}")
-        block = max(1, int(round(holding_ms / dt)))
-        levels = np.random.default_rng([seed, 1]).choice(np.asarray(holding, float), size=(len(names), -(-n // block)))
-        held = np.repeat(levels, block, axis=1)[:, :n]
-        if holding_cells is not None:
-            unknown = set(holding_cells) - set(names)
-            if unknown:
-                raise ValueError(f"holding_cells names {sorted(unknown)}, not cells of the {kind!r} circuit "
-                                 f"{list(names)}")
-            held[[c not in holding_cells for c in names]] = 0.0
-        if np.isfinite(holding_until):
-            held[:, max(0, int(round((transient + holding_until) / dt))):] = 0.0
-        i_inj = i_inj + held
-    v, i_syn, _, _ = simulate_circuit(model, conductances, synapses, names, i_inj, dt_out=dt)
+        i_inj = i_inj + _blocks(np.random.default_rng([seed, 1]), holding, names, holding_cells, "holding_cells", kind,
+                                n, holding_ms, dt, transient, holding_until, 0.0)
+    command = None
+    if len(clamp):
+        command = _blocks(np.random.default_rng([seed, 2]), clamp, names, clamp_cells, "clamp_cells", kind, n,
+                          holding_ms, dt, transient, holding_until, np.nan)
+    v, i_syn, i_rec, _, _ = simulate_circuit(model, conductances, synapses, names, i_inj, dt_out=dt,
+                                             v_clamp=command)
     skip, count = int(round(transient / dt)), int(round(duration / dt))
-    v, i_syn, i_inj = v[:, skip:skip + count], i_syn[:, skip:skip + count], i_inj[:, skip:skip + count]
+    v, i_syn, i_rec = v[:, skip:skip + count], i_syn[:, skip:skip + count], i_rec[:, skip:skip + count]
     to_na = area * 1e3
     channels = {}
     for c, name in enumerate(names):
         truth = {"voltage_clean": v[c]}
+        if command is not None:
+            truth["v_command"] = command[c, skip:skip + count]
         for k, s in enumerate(synapses):
             if s.post == name:
                 truth[s.name] = i_syn[k] * to_na
@@ -273,6 +352,6 @@ def synthetic_circuit(
                 "current": "nA"}, "conductances": np.asarray(conductances)[c].tolist(), "noise_mV": noise,
                 "synapses": [dataclasses.asdict(s) for s in synapses], "area_cm2": area, "seed": seed,
                 "capacitance_nF": float(model.capacitance) * area * 1e3}
-        channels[name] = Recording(v[c] + noise * rng.standard_normal(count), i_inj[c] * to_na, dt=dt,
+        channels[name] = Recording(v[c] + noise * rng.standard_normal(count), i_rec[c] * to_na, dt=dt,
                                    metadata=meta, truth=truth)
     return CircuitRecording(channels)
