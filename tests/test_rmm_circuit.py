@@ -104,6 +104,13 @@ def test_synapse_init_scale_sets_the_starting_current(driven):
     assert g[1.0] == pytest.approx(10 * g[0.1], rel=1e-5)  # float32 conductances
     with pytest.raises(ValueError, match="init_scale must be > 0"):
         rmm.SynapseSettings("A", "B", init_scale=0.0)
+    # Several recordings of different lengths (a current-clamp and a voltage-clamp record) initialise
+    # as their concatenation does: the same starting conductance as one recording of both.
+    settings = rmm.CircuitSettings(("B",), exogenous=("A",), synapses=(rmm.SynapseSettings("A", "B"),))
+    parts = [train.window(0.0, 1600.0), train.window(1600.0, 4000.0)]
+    both = rmm.init_circuit(parts, settings).synapses[0].current.g[0]
+    whole = rmm.init_circuit(train.window(0.0, 4000.0), settings).synapses[0].current.g[0]
+    assert float(both) == pytest.approx(float(whole), rel=0.05)  # dv/dt across the cut: one sample of 40 000
 
 
 def test_open_at_rest_pins_the_gate_at_the_lowest_presynaptic_states(driven):

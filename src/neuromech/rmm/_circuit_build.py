@@ -159,7 +159,7 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
     rest = None if ss.open_at_rest is None else float(np.log(ss.open_at_rest / (1 - ss.open_at_rest)))
     gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0,
                         rest_logit=rest)
-    drive = max(abs(float(np.mean(v_post)) - ss.reversal), 10.0)
+    drive = max(abs(float(np.mean(np.concatenate(v_post))) - ss.reversal), 10.0)
     current = ConductanceCurrent(jnp.full(1, scale / drive, dtype), jnp.full(1, ss.reversal, dtype), gate, None,
                                  jnp.full(1, ss.reversal, dtype), float(ss.reversal_std))
     return Synapse(bank, current, pre, post, ss.name)
