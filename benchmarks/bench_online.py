@@ -252,9 +252,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
-    scales = (0.0, 0.5, 1.0, 1.5)
-    for name, losses in rmm.synapse_profile(c, train, scales, settings=settings).items():
-        print(f"    {name}: teacher-forcing loss on the training data at {scales} × its size: "
+    for name, losses in rmm.synapse_profile(c, train, settings=settings).items():
+        print(f"    {name}: teacher-forcing loss on the training data at {rmm.PROFILE_SCALES} × its size: "
               f"{', '.join(f'{x:.4f}' for x in losses)}")
     w = int(round(WARMUP / test.dt))
     _figure(args.out / f"{kind}_free_run.png", test.time[w:], {n: preds[0][0][0, q, w:] for q, n in enumerate(c.names)},

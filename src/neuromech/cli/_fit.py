@@ -241,9 +241,8 @@ def run_circuit(args: argparse.Namespace, config) -> int:
     import dataclasses
 
     from ..io import atomic_path
-    from ..rmm import (circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit, save_circuit,
-                       synapse_profile)
-    from ..rmm._circuit_validate import PROFILE_SCALES
+    from ..rmm import (PROFILE_SCALES, circuit_selection_score, evaluate_circuit, fit_circuit, init_circuit,
+                       save_circuit, synapse_profile)
     from ..rmm._settings import config_to_dict, json_ready
 
     changes = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}

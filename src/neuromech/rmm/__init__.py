@@ -20,7 +20,8 @@ Neurosci. 19:1515194, 2025). Units: ms, mV, nA, nF, µS.
   :func:`fit_circuit` (teacher forcing, multiple shooting, generalised teacher forcing),
   :func:`circuit_readout`, :func:`predict_circuit` and :func:`evaluate_circuit` (free-run metrics per
   neuron and synapse, :func:`burst_rhythm`: burst period and phase), :func:`circuit_selection_score`,
-  :func:`synapse_profile` (teacher forcing's loss along each synapse's size);
+  :func:`synapse_profile` (teacher forcing's loss along each synapse's size, by default at
+  :data:`PROFILE_SCALES`);
   settings of ``neuromech fit`` with a ``[circuit]`` table:
   :class:`CircuitConfig`, :class:`CircuitDescription`, :func:`circuit_config_from_dict`; files:
   :func:`save_circuit`, :func:`load_circuit`; data: :class:`CircuitRecording`,
@@ -61,6 +62,7 @@ from ._rhythm import burst_rhythm as burst_rhythm
 from ._circuit_validate import circuit_selection_score as circuit_selection_score
 from ._circuit_validate import evaluate_circuit as evaluate_circuit
 from ._circuit_validate import synapse_profile as synapse_profile
+from ._circuit_validate import PROFILE_SCALES as PROFILE_SCALES
 from ._circuit_validate import predict_circuit as predict_circuit
 from ._build import init_rmm as init_rmm
 from ._build import centred_voltage as centred_voltage

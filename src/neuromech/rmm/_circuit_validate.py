@@ -207,7 +207,7 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
 
 
-# Factors on a synapse's size at which synapse_profile evaluates the loss by default.
+#: Factors on a synapse's size at which synapse_profile evaluates the loss by default.
 PROFILE_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
