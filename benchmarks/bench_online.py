@@ -162,8 +162,10 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
     per neuron burst period and phase error against the data, voltage RMSE; per synapse the
     correlation of the free-run and read-out currents with the truth; fit time and load."""
     m, preds = rmm.evaluate_circuit(c, test, threshold=threshold, warmup=WARMUP)
-    parts = [f"  {label}: fit {h['time_s']:.0f} s (teacher forcing {h.get('teacher_forcing_s', h['time_s']):.0f} s, "
-             f"selected {h.get('best_stage')} epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
+    clamp = (f"synapses {', '.join(h['fixed_synapses'])} from the clamped samples in {h['clamp_stage_s']:.0f} s, then "
+             if h.get("fixed_synapses") else "")
+    parts = [f"  {label}: fit {h['time_s']:.0f} s ({clamp}teacher forcing {h.get('teacher_forcing_s', h['time_s']):.0f} "
+             f"s, selected {h.get('best_stage')} epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
     checks = h.get("validation", [])
     if checks:
         bad = [f"{v['stage']} {v['epoch']}" for v in checks if v["score"] == float("-inf")]

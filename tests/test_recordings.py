@@ -229,3 +229,29 @@ def test_synthetic_recording_has_truth_and_noise():
     assert abs(resid.std() - 0.5) < 0.05
     with pytest.raises(ValueError, match="unknown model 'squid'"):
         synthetic_recording("squid", 10.0)
+
+
+def test_voltage_clamp_command_travels_with_the_recording(tmp_path):
+    """A recording's voltage-clamp command (NaN where free) is checked, cut, stacked, resampled
+    (nearest sample: a command switches, it is not filtered) and written with the recording."""
+    from neuromech.recordings._circuit import CircuitRecording, read_circuit_recording, write_circuit_npz
+    from neuromech.recordings._recording import concatenate
+
+    command = np.full((1, 400), np.nan)
+    command[0, 100:300] = -50.0
+    rec = Recording(np.full((1, 400), -60.0), np.zeros((1, 400)), dt=0.1, command=command)
+    assert rec.clamped.sum() == 200 and not Recording(rec.voltage, rec.current, dt=0.1).clamped.any()
+    assert rec.window(5.0, 15.0).clamped.sum() == 50 and rec.select([0]).clamped.sum() == 200
+    half = rec.resample(0.2)
+    assert half.command.shape == (1, 200) and half.clamped.sum() == 100 and np.nanmax(half.command) == -50.0
+    assert np.array_equal(rec.lowpass(500.0).command, command, equal_nan=True)
+    stacked = concatenate([rec, Recording(rec.voltage, rec.current, dt=0.1)])
+    assert stacked.clamped.sum(axis=1).tolist() == [200, 0]
+    with pytest.raises(ValueError, match="command has shape"):
+        Recording(rec.voltage, rec.current, dt=0.1, command=command[:, :10])
+    with pytest.raises(ValueError, match="infinite"):
+        Recording(rec.voltage, rec.current, dt=0.1, command=np.where(np.isnan(command), np.inf, command))
+    path = write_circuit_npz(tmp_path / "c.npz", CircuitRecording({"a": rec, "b": Recording(rec.voltage, rec.current,
+                                                                                              dt=0.1)}))
+    back = read_circuit_recording(path)
+    assert np.array_equal(back["a"].command, command, equal_nan=True) and back["b"].command is None

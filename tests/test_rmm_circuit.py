@@ -265,7 +265,7 @@ def test_voltage_clamp_records_the_clamp_current():
     rec = rmm.synthetic_circuit("driven", 8000.0, transient=1000.0, seed=4, holding=(-10.0,), holding_cells=("pre",),
                                 clamp=(-50.0,), clamp_cells=("post",))
     post = rec["post"]
-    assert np.all(post.truth["voltage_clean"] == -50.0) and np.all(post.truth["v_command"] == -50.0)
+    assert np.all(post.truth["voltage_clean"] == -50.0) and np.all(post.command == -50.0)
     model = get_model("stg")
     g = np.array(STG_FIXTURE)
     g[model.channel_index("CaS")] *= DRIVEN_CAS
@@ -556,3 +556,64 @@ def test_synapse_profile_is_lowest_at_the_true_synapse(driven):
     assert direct[0] != direct[1]
     with pytest.raises(ValueError, match="scales must be a list of factors ≥ 0"):
         rmm.synapse_profile(teacher, train, (-1.0, 1.0))
+
+
+def test_clamp_masks_leave_out_each_command_step_and_its_transient():
+    """Per neuron: the sample before each step of a command (its charge) and ``blank`` samples
+    from the step on are left out; releasing the clamp is not a step; a change of level is."""
+    from neuromech.rmm._circuit_clamp import clamp_masks
+
+    command = np.full((20, 2), np.nan)
+    command[5:12, 0] = -50.0
+    command[12:15, 0] = -65.0
+    command[0:3, 1] = -40.0
+    clamped, out = clamp_masks(command, 3)
+    assert clamped[:, 0].sum() == 10 and clamped[:, 1].sum() == 3
+    assert np.flatnonzero(out[:, 0]).tolist() == [4, 5, 6, 7, 11, 12, 13, 14]
+    assert np.flatnonzero(out[:, 1]).tolist() == [0, 1, 2]
+
+
+def test_freeze_keeps_the_clamped_synapses_and_trains_the_rest(driven):
+    """An optimiser wrapped by ``freeze`` leaves the named synapses' arrays exactly as they are
+    and updates everything else, for the parameter list and for shooting's (list, starts) tuple."""
+    from neuromech.rmm._circuit_clamp import freeze
+    from neuromech.rmm._params import constrain, unconstrain
+
+    _, train, _ = driven
+    circuit = rmm.init_circuit(train, SETTINGS)
+    spec = circuit.spec()
+    params = unconstrain(circuit, spec)
+    before = constrain(params, circuit, spec)  # the transforms' round trip is exact only to rounding
+    grads = jax.tree.map(jnp.ones_like, params)
+    for p, g in ((params, grads), ((params, jnp.zeros(3)), (grads, jnp.ones(3)))):
+        opt = freeze(optax.sgd(0.1), spec, (0,))
+        updates, _ = opt.update(g, opt.init(p), p)
+        new = optax.apply_updates(p, updates)
+        c = constrain(new if isinstance(new, list) else new[0], circuit, spec)
+        same = jax.tree.map(lambda a, b: bool(jnp.all(a == b)), eqx.filter(c.synapses, eqx.is_inexact_array),
+                            eqx.filter(before.synapses, eqx.is_inexact_array))
+        assert all(jax.tree.leaves(same))
+        assert not np.allclose(c.neurons[0].capacitance, before.neurons[0].capacitance)
+        if isinstance(new, tuple):
+            assert np.allclose(new[1], -0.1)
+
+
+def test_voltage_clamp_stretches_stay_out_of_free_runs_and_windows():
+    """Windows (GTF, shooting, rollouts) skip clamped stretches, and a free run on clamped data
+    is an error that says so."""
+    from neuromech.rmm._circuit_fit import _windows
+
+    rec = rmm.synthetic_circuit("driven", 400.0, transient=100.0, seed=1, clamp=(-50.0, np.nan), clamp_cells=("post",),
+                                holding_ms=100.0)
+    st = rmm.CircuitSettings(("post",), exogenous=("pre",), synapses=(rmm.SynapseSettings("pre", "post"),),
+                             model=rmm.ModelSettings(filters=rmm.FilterSettings(n=6, tau_max=100.0), preset="stg"))
+    circuit = rmm.init_circuit(rec, st)
+    clamped = rec["post"].clamped[0]
+    assert 0 < clamped.mean() < 1
+    vm, *_, nxt = _windows(circuit, rec, 100, jnp.float32, 50)
+    free_starts = [a for a in range(0, clamped.size - 100, 50) if not clamped[a:a + 101].any()]
+    assert vm.shape[0] == len(free_starts)
+    assert all((n == -1) == (k + 1 == len(free_starts) or free_starts[k + 1] != a + 50)
+               for k, (a, n) in enumerate(zip(free_starts, np.asarray(nxt))))
+    with pytest.raises(ValueError, match="current-clamp data.*post is under voltage clamp"):
+        rmm.evaluate_circuit(circuit, rec)

@@ -157,7 +157,9 @@ def read_circuit_recording(path, *, channels: Sequence[str] = (), dt: float | No
       does not name its channels: ``channels`` does (one name per ``Vk``, in order), default
       ``"V1"``, ``"V2"``, ...
     - ``.npz`` written by :func:`write_circuit_npz`: ``channels`` (names), ``voltage`` and
-      ``current`` (sweeps, channels, samples), ``dt``, optional ``t0``, ``sweeps``, units, truth.
+      ``current`` (sweeps, channels, samples), ``dt``, optional ``t0``, ``sweeps``, units, truth,
+      and ``command`` (sweeps, channels, samples; the voltage-clamp command in the voltage's unit,
+      NaN where a cell ran in current clamp).
     - ``.csv``/``.txt``/``.dat`` with a header: ``t_ms`` (or ``dt=``), optional ``sweep``, and per
       channel NAME a voltage column ``v_mV[NAME]`` and a current column ``i_nA[NAME]`` (units as
       in :func:`~neuromech.recordings.read_text`; also ``v_measured[NAME]``/``i_applied[NAME]``, so
@@ -266,7 +268,10 @@ def _read_npz(path, time_unit, voltage_unit, current_unit) -> CircuitRecording:
         stored = {k: str(data[f"{k}_unit"]) if f"{k}_unit" in keys else None for k in ("time", "voltage", "current")}
         units = _Units(path)
         t_unit = units.use("time", time_unit, stored["time"], "ms")
-        v = to_internal(v, units.use("voltage", voltage_unit, stored["voltage"], "mV"), "voltage")
+        v_unit = units.use("voltage", voltage_unit, stored["voltage"], "mV")
+        v = to_internal(v, v_unit, "voltage")
+        command = (to_internal(np.asarray(data["command"], float).reshape(v.shape), v_unit, "voltage")
+                   if "command" in keys else None)
         i_unit = units.use("current", current_unit, stored["current"], "nA")
         i = to_internal(i, i_unit, "current")
         truth = {n: {} for n in names}
@@ -281,13 +286,14 @@ def _read_npz(path, time_unit, voltage_unit, current_unit) -> CircuitRecording:
               "sweeps": tuple(int(s) for s in data["sweeps"]) if "sweeps" in keys else None}
         out = {n: Recording(v[:, c], i[:, c], metadata={**stored_meta.get(n, {}), **meta,
                                                           "current_recorded": bool(recorded[c])},
-                            truth=truth[n] or None, **kw) for c, n in enumerate(names)}
+                            truth=truth[n] or None, command=None if command is None else command[:, c], **kw)
+               for c, n in enumerate(names)}
     return _named(out, path)
 
 
 def write_circuit_npz(path, recording: CircuitRecording) -> Path:
-    """Write ``recording`` (every channel, with its ground truth) to ``path`` (.npz), atomically, in
-    ms/mV/nA; :func:`read_circuit_recording` reads it back."""
+    """Write ``recording`` (every channel, with its ground truth and voltage-clamp command) to
+    ``path`` (.npz), atomically, in ms/mV/nA; :func:`read_circuit_recording` reads it back."""
     import json
 
     from ..io import atomic_path
@@ -302,6 +308,9 @@ def write_circuit_npz(path, recording: CircuitRecording) -> Path:
               "sweeps": np.asarray(first.sweeps), "time_unit": "ms", "voltage_unit": "mV", "current_unit": "nA",
               "current_recorded": np.asarray([recording[n].metadata.get("current_recorded", True) for n in names]),
               "metadata_json": json.dumps({n: recording[n].metadata for n in names}, default=str)}
+    if any(recording[n].command is not None for n in names):
+        arrays["command"] = np.stack([np.full(recording[n].voltage.shape, np.nan) if recording[n].command is None
+                                      else recording[n].command for n in names], axis=1)
     index = [(n, k) for n in names for k in (recording[n].truth or {})]
     for q, (n, k) in enumerate(index):
         arrays[f"truth_{q}"] = recording[n].truth[k]

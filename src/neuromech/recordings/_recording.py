@@ -1,4 +1,5 @@
-"""The :class:`Recording` type: current-clamp sweeps on one time base, in ms, mV and nA."""
+"""The :class:`Recording` type: current-clamp sweeps (with optional voltage-clamp stretches) on one
+time base, in ms, mV and nA."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ class Recording:
         metadata: provenance: the source, the units read or assumed, processing applied.
         truth: optional ground truth of a synthetic recording, name → (n_sweeps, n_samples)
             true membrane currents (nA, outward positive), e.g. ``{"Na": ..., "K": ...}``.
+        command: optional (n_sweeps, n_samples) voltage-clamp command (mV), NaN where the cell ran
+            in current clamp; None: current clamp throughout. Where it is finite the cell was held
+            by a voltage clamp: ``voltage`` is the measured (clamped) voltage and ``current`` the
+            current the clamp supplied. A synapse onto a clamped cell shows in that current
+            directly, which is how the circuit fit measures synapses (:func:`~neuromech.rmm.fit_circuit`).
 
     Raises:
         ValueError: for mismatched shapes of voltage and current, NaN or infinite samples (the
@@ -46,6 +52,7 @@ class Recording:
     sweeps: tuple[int, ...] | None = None
     metadata: Mapping = dataclasses.field(default_factory=dict)
     truth: Mapping[str, np.ndarray] | None = None
+    command: np.ndarray | None = None
 
     def __post_init__(self):
         v = _as_sweeps(self.voltage, "voltage")
@@ -79,7 +86,17 @@ class Recording:
                 if x.shape != v.shape:
                     raise ValueError(f"truth[{name!r}] has shape {x.shape}, expected {v.shape} like the voltage")
                 truth[str(name)] = x
-        for name, value in (("voltage", v), ("current", i), ("sweeps", sweeps), ("truth", truth),
+        command = None
+        if self.command is not None:
+            command = _as_sweeps(self.command, "command")
+            if command.shape != v.shape:
+                raise ValueError(f"command has shape {command.shape}, expected {v.shape} like the voltage "
+                                 "(NaN where the cell ran in current clamp)")
+            if np.isinf(command).any():
+                raise ValueError("command holds infinite values; give the clamp's command in mV, NaN where the "
+                                 "cell ran in current clamp")
+            command = None if np.isnan(command).all() else command
+        for name, value in (("voltage", v), ("current", i), ("sweeps", sweeps), ("truth", truth), ("command", command),
                             ("dt", float(self.dt)), ("t0", float(self.t0)), ("metadata", dict(self.metadata))):
             object.__setattr__(self, name, value)
 
@@ -106,6 +123,13 @@ class Recording:
     def rate_hz(self) -> float:
         return 1000.0 / self.dt
 
+    @property
+    def clamped(self) -> np.ndarray:
+        """(n_sweeps, n_samples) bool: where the cell was under voltage clamp (finite ``command``)."""
+        if self.command is None:
+            return np.zeros(self.voltage.shape, bool)
+        return np.isfinite(self.command)
+
     def replace(self, **changes) -> "Recording":
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
@@ -115,11 +139,14 @@ class Recording:
         meta["processing"] = list(meta.get("processing", [])) + [step]
         return self.replace(metadata=meta, **changes)
 
-    def _map(self, fn) -> dict:
-        """The arrays (voltage, current, truth) with ``fn`` applied along time."""
+    def _map(self, fn, command_fn=None) -> dict:
+        """The arrays (voltage, current, truth) with ``fn`` applied along time, and the command with
+        ``command_fn`` (default ``fn``; filters must not smear a clamp's NaN edges)."""
         out = {"voltage": fn(self.voltage), "current": fn(self.current)}
         if self.truth is not None:
             out["truth"] = {k: fn(x) for k, x in self.truth.items()}
+        if self.command is not None:
+            out["command"] = (command_fn or fn)(self.command)
         return out
 
     # ------------------------------------------------------------------------------- selection
@@ -177,8 +204,13 @@ class Recording:
         if up == down:
             return self
         fn = lambda x: scipy.signal.resample_poly(x, up, down, axis=1, padtype="line")  # noqa: E731
+        n_new = -(-self.n_samples * up // down)  # resample_poly's output length
+
+        def nearest(x):  # the command at the sample nearest each new one: it switches, it is not filtered
+            return x[:, np.minimum(np.round(np.arange(n_new) * down / up).astype(int), self.n_samples - 1)]
+
         return self._noted(f"resample dt {self.dt:g} -> {self.dt * down / up:g} ms",
-                           dt=self.dt * down / up, **self._map(fn))
+                           dt=self.dt * down / up, **self._map(fn, nearest))
 
     def lowpass(self, cutoff_hz: float, *, order: int = 4, zero_phase: bool = True,
                 current: bool = True) -> "Recording":
@@ -207,7 +239,7 @@ class Recording:
             def fn(x):
                 zi = scipy.signal.sosfilt_zi(sos)[:, None, :] * x[None, :, :1]  # (sections, sweeps, 2)
                 return scipy.signal.sosfilt(sos, x, axis=1, zi=zi)[0]
-        arrays = self._map(fn)
+        arrays = self._map(fn, lambda x: x)
         if not current:
             arrays["current"] = self.current
         kind = "zero-phase" if zero_phase else "causal"
@@ -255,8 +287,13 @@ def concatenate(recordings: Sequence[Recording]) -> Recording:
     truth = None
     if all(r.truth is not None for r in recordings):
         truth = {k: np.concatenate([r.truth[k] for r in recordings]) for k in first.truth}
+    command = None
+    if any(r.command is not None for r in recordings):
+        command = np.concatenate([np.full(r.voltage.shape, np.nan) if r.command is None else r.command
+                                  for r in recordings])
     return Recording(np.concatenate([r.voltage for r in recordings]), np.concatenate([r.current for r in recordings]),
-                     first.dt, first.t0, metadata={"sources": [dict(r.metadata) for r in recordings]}, truth=truth)
+                     first.dt, first.t0, metadata={"sources": [dict(r.metadata) for r in recordings]}, truth=truth,
+                     command=command)
 
 
 def parse_sweeps(text: str) -> list[int]:

@@ -295,7 +295,7 @@ def synthetic_circuit(
             all) is held, in blocks of ``holding_ms`` up to ``holding_until``, at a level drawn
             from these by an ideal voltage clamp; its recorded voltage is the command (plus the
             measurement noise) and its recorded current the clamp's (see
-            :func:`simulate_circuit`). The command is in ``truth["v_command"]`` (NaN where free).
+            :func:`simulate_circuit`). The command is the channel's ``command`` (NaN where free).
             Under clamp a synaptic current shows in the recorded current directly.
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
@@ -343,8 +343,6 @@ def synthetic_circuit(
     channels = {}
     for c, name in enumerate(names):
         truth = {"voltage_clean": v[c]}
-        if command is not None:
-            truth["v_command"] = command[c, skip:skip + count]
         for k, s in enumerate(synapses):
             if s.post == name:
                 truth[s.name] = i_syn[k] * to_na
@@ -353,5 +351,6 @@ def synthetic_circuit(
                 "synapses": [dataclasses.asdict(s) for s in synapses], "area_cm2": area, "seed": seed,
                 "capacitance_nF": float(model.capacitance) * area * 1e3}
         channels[name] = Recording(v[c] + noise * rng.standard_normal(count), i_rec[c] * to_na, dt=dt,
-                                   metadata=meta, truth=truth)
+                                   metadata=meta, truth=truth,
+                                   command=None if command is None else command[c, skip:skip + count])
     return CircuitRecording(channels)

@@ -20,6 +20,7 @@ import equinox as eqx
 import numpy as np
 
 from ._circuit import Circuit, simulate_circuit
+from ._circuit_clamp import check_free
 from ._circuit_fit import (CircuitTrainingSettings, _teacher_forcing_arrays, circuit_readout,
                            circuit_teacher_forcing_loss, circuit_warm_start, target_variance)
 from ._currents import LumpedCurrent
@@ -73,6 +74,7 @@ def predict_circuit(circuit: Circuit, recording, *, warmup: float = 0.0):
     from ._circuit_build import check_channels
 
     check_channels(circuit, recording)
+    check_free(recording, circuit.names, "a free run")
     if abs(recording.dt - circuit.dt) > 1e-9 * circuit.dt:
         raise ValueError(f"recording dt {recording.dt} ms differs from the circuit's {circuit.dt} ms; resample it")
     n = len(circuit.names)
@@ -241,9 +243,9 @@ def synapse_profile(circuit: Circuit, data, scales=PROFILE_SCALES, *, settings=N
     if scales.ndim != 1 or not np.all(scales >= 0):
         raise ValueError(f"scales must be a list of factors ≥ 0, got {scales.tolist()}")
     dtype = circuit.neurons[0].bank.A.dtype
-    v, xs, ss, i, dvdt, w = _teacher_forcing_arrays(circuit, data, dtype, centred=s.centred, weighting=s.weighting)
+    v, xs, ss, i, dvdt, w, _ = _teacher_forcing_arrays(circuit, data, dtype, centred=s.centred, weighting=s.weighting,
+                                                       blank=int(round(s.clamp_blank_ms / circuit.dt)))
     scale = target_variance(dvdt, w)
-    weights = w if s.weighting else None
     out = {}
     for k, syn in enumerate(circuit.synapses):
         def size(c, k=k):  # a conductance synapse's g, a lumped one's output scale
@@ -251,6 +253,6 @@ def synapse_profile(circuit: Circuit, data, scales=PROFILE_SCALES, *, settings=N
             return current.out_scale if isinstance(current, LumpedCurrent) else current.g
 
         out[syn.name] = np.array([float(circuit_teacher_forcing_loss(
-            eqx.tree_at(size, circuit, size(circuit) * float(f)), v, xs, ss, i, dvdt, scale, 0.0, weights))
+            eqx.tree_at(size, circuit, size(circuit) * float(f)), v, xs, ss, i, dvdt, scale, 0.0, w))
             for f in scales])
     return out

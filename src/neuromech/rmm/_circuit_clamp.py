@@ -1,0 +1,75 @@
+"""Voltage-clamp stretches in a circuit's training data: which samples they cover, which to leave
+out, and which synapses they measure.
+
+Where a modelled neuron is held by a voltage clamp (its channel's ``Recording.command`` is
+finite) its voltage does not move and the recorded current is the clamp's: the neuron's ionic
+current at the command plus the synaptic currents it receives. A synapse onto a clamped cell
+shows there directly, apart from the intrinsic currents it moves with in current clamp, which is
+how an experimenter measures it. :func:`~neuromech.rmm.fit_circuit` fits such synapses on the
+clamped samples first and keeps them fixed after (``CircuitTrainingSettings.clamp_stage``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import optax
+
+
+def clamp_masks(command, blank: int):
+    """``(clamped, left_out)``, each (T, n) bool, for commands ``command`` (T, n) mV (NaN: free).
+
+    ``left_out`` marks the samples a fit must not use: at each step of a command (a clamp's
+    onset, or a change of its level) the sample before it, whose recorded current holds the
+    charge C·ΔV/dt of the step, and the ``blank`` samples from the step on, whose current holds
+    the fast gates' transients (a step to −50 mV from −67 mV gives hundreds of nA for about
+    10 ms in the synthetic STG cell, and one from a spike's peak over 100 µA), as an amplifier's
+    blanking leaves them out.
+    """
+    command = np.asarray(command, float)
+    clamped = np.isfinite(command)
+    before = np.vstack([np.full((1, command.shape[1]), np.nan), command[:-1]])
+    steps = clamped & ~(before == command)  # NaN == x is False: onsets from free count as steps
+    left_out = np.zeros_like(clamped)
+    for t, q in zip(*np.nonzero(steps)):
+        left_out[max(t - 1, 0):t + blank, q] = True
+    return clamped, left_out
+
+
+def clamped_synapses(circuit, data) -> tuple[int, ...]:
+    """Indices of the synapses onto a modelled neuron that is clamped somewhere in ``data``."""
+    from ..recordings._circuit import CircuitRecording
+
+    recs = [data] if isinstance(data, CircuitRecording) else list(data)
+    held = {q for q, name in enumerate(circuit.names) if any(r[name].clamped.any() for r in recs)}
+    return tuple(k for k, s in enumerate(circuit.synapses) if s.post in held)
+
+
+def freeze(optimizer: optax.GradientTransformation, spec, synapses: tuple[int, ...]):
+    """``optimizer`` with the trainable arrays of the given synapses left unchanged; the parameters
+    it updates are the list :func:`~neuromech.rmm._params.unconstrain` makes, or a tuple of that
+    list and other trainable arrays (multiple shooting's start states)."""
+    import jax
+
+    from ._params import _is_transform
+
+    if not synapses:
+        return optimizer
+    names = {f".synapses[{k}]" for k in synapses}
+    labels = ["fixed" if any(jax.tree_util.keystr(path).startswith(n) for n in names) else "train"
+              for path, t in jax.tree_util.tree_flatten_with_path(spec, is_leaf=_is_transform)[0]
+              if t.name != "fixed"]
+    def label(params):
+        if isinstance(params, list):
+            return labels
+        return (labels, *(jax.tree.map(lambda _: "train", x) for x in params[1:]))
+
+    return optax.multi_transform({"train": optimizer, "fixed": optax.set_to_zero()}, label)
+
+
+def check_free(recording, names, what: str) -> None:
+    """Raise if a modelled neuron of ``recording`` is clamped anywhere: a free run needs current clamp."""
+    held = [n for n in names if recording[n].clamped.any()]
+    if held:
+        raise ValueError(f"{what} needs current-clamp data, but {', '.join(held)} {'is' if len(held) == 1 else 'are'} "
+                         "under voltage clamp in part of it (a finite command); use a stretch without clamp, or "
+                         "train on the clamped part")
