@@ -114,11 +114,12 @@ class CircuitTrainingSettings:
             fixed through the rest of the fit. Under clamp the recorded current is the cell's
             ionic current at the command plus the synaptic current, so a synapse shows apart from
             the intrinsic currents it moves with in current clamp. On the driven neuron
-            (``bench_online.py --only driven``, data seeds 2 and 3) a joint fit of clamped and
-            free samples kept the gate's shape (correlation 0.985 and 0.989 with the true gate
-            on held-out data) but dropped its tonic part into the leak: read-outs 0.47 and 0.84;
-            the clamp stage read out 0.992 and 0.998. Windows (GTF, shooting, the rollout stage)
-            and validation free runs use current-clamp stretches only.
+            (README, "The synapse from voltage clamp"; data seeds 2 and 3) a joint fit of clamped
+            and free samples kept the gate's shape (correlation 0.985 and 0.989 with the true
+            gate on held-out data) but dropped its tonic part into the leak: read-outs 0.47 and
+            0.84 (teacher forcing alone); with the clamp stage the whole fit read out 0.992 and
+            0.998 (seeds 4 and 5: 0.995, 0.996). Windows (GTF, shooting, the rollout stage) and
+            validation free runs use current-clamp stretches only.
         clamp_blank_ms: ms after each step of a clamp command whose samples are left out of the
             fit, with the sample before the step (:func:`~neuromech.rmm._circuit_clamp.clamp_masks`).
     """
