@@ -617,3 +617,25 @@ def test_voltage_clamp_stretches_stay_out_of_free_runs_and_windows():
                for k, (a, n) in enumerate(zip(free_starts, np.asarray(nxt))))
     with pytest.raises(ValueError, match="current-clamp data.*post is under voltage clamp"):
         rmm.evaluate_circuit(circuit, rec)
+
+
+@pytest.mark.slow
+def test_clamp_stage_measures_the_driven_synapse():
+    """With the driven cell under voltage clamp at −50 mV and the presynaptic cell silenced in
+    some 0.5 s blocks of 12 s of data, the fit's clamp stage recovers the synaptic current: on
+    held-out free data the teacher-forced read-out correlates with the true current and has its
+    size. Measured: correlation 0.993, std 1.78 against 1.82 nA (data seed 3; seed 2 gave 0.932,
+    and without the clamp stage 0.687 with std 0.74 nA); 0.9 is the issue's target and ±25 % on
+    the std leaves room for the 100-epoch fit."""
+    rec = rmm.synthetic_circuit("driven", 16000.0, seed=3, holding=(-10.0, 0.0), holding_ms=500.0, holding_until=12000.0,
+                                holding_cells=("pre",), clamp=(-50.0, np.nan), clamp_cells=("post",))
+    train, test = rec.window(0, 12000.0), rec.window(12000.0, 16000.0)
+    st = rmm.CircuitSettings(("post",), exogenous=("pre",), synapses=(rmm.SynapseSettings("pre", "post"),),
+                             model=rmm.ModelSettings(filters=rmm.FilterSettings(n=12), preset="stg", capacitance=1.0))
+    circuit, history = rmm.fit_circuit(rmm.init_circuit(train, st), train,
+                                       settings=rmm.CircuitTrainingSettings(epochs=100, rollout=None), progress=False)
+    assert history["fixed_synapses"] == ["syn pre->post"]
+    readout = rmm.circuit_readout(circuit, test)["syn pre->post"][0, 5000:]  # after 0.5 s: the banks settled
+    true = test["post"].truth["syn pre->post"][0, 5000:]
+    assert np.corrcoef(readout, true)[0, 1] > 0.9
+    assert readout.std() == pytest.approx(true.std(), rel=0.25)
