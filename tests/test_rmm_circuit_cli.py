@@ -359,3 +359,26 @@ def test_single_neuron_and_circuit_dirs_are_told_apart(files, fitted, capsys, tm
     assert main(["predict", str(fitted), str(tmp_path / "other.npz"), "--out", str(tmp_path / "p.csv")]) == 2
     assert "['post', 'pre'] that the recording does not have; its 1 channel(s) are ['A']" in _error(capsys)
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_fit_measures_synapses_on_the_clamped_part_of_an_npz(files, tmp_path, capsys):
+    """A `command` array in the .npz (NaN where free) reaches the fit: the synapse onto the
+    clamped cell is fitted on those samples first and kept (the report says which); a clamp
+    reaching into the validation part is an error that says what to do."""
+    root, rec = files
+    n = rec.n_samples
+    command = np.full((1, n), np.nan)
+    command[0, n // 10:n // 5] = -50.0  # inside the training part (the first 60 %)
+    clamped = rmm.CircuitRecording({"pre": rec["pre"], "post": rec["post"].replace(command=command)})
+    rmm.write_circuit_npz(tmp_path / "clamped.npz", clamped)
+    assert main(["fit", str(tmp_path / "clamped.npz"), "--config", str(root / "circuit.toml"), "--out",
+                 str(tmp_path / "m"), "--no-progress", "--no-figures"]) == 0
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert [s["fixed_synapses"] for s in report["stages"]] == [["syn pre->post"]] * 2
+    assert [len(s["clamp_loss"]) for s in report["stages"]] == [2, 1]  # each stage's epochs
+    command[0, int(0.65 * n):int(0.7 * n)] = -50.0  # now in the validation part too
+    rmm.write_circuit_npz(tmp_path / "clamped.npz", rmm.CircuitRecording(
+        {"pre": rec["pre"], "post": rec["post"].replace(command=command)}))
+    assert main(["fit", str(tmp_path / "clamped.npz"), "--config", str(root / "circuit.toml"), "--out",
+                 str(tmp_path / "m2"), "--no-progress", "--no-figures"]) == 2
+    assert "needs current-clamp data" in _error(capsys)

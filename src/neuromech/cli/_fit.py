@@ -260,6 +260,8 @@ def run_circuit(args: argparse.Namespace, config) -> int:
         record = {"stage": k, "method": stage.method, "loss": history["loss"], "time_s": history["time_s"]}
         if history["method"] == "gtf":
             record["gamma"] = history["gamma"]
+        if history["fixed_synapses"]:  # measured on the voltage-clamped samples, then kept
+            record.update(fixed_synapses=history["fixed_synapses"], clamp_loss=history["clamp_loss"])
         if val:
             metrics, _ = evaluate_circuit(circuit, val, threshold=d.spike_threshold, warmup=warmup)
             record["validation"] = metrics["summary"]
