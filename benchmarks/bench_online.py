@@ -164,8 +164,9 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
     m, preds = rmm.evaluate_circuit(c, test, threshold=threshold, warmup=WARMUP)
     clamp = (f"synapses {', '.join(h['fixed_synapses'])} from the clamped samples in {h['clamp_stage_s']:.0f} s, then "
              if h.get("fixed_synapses") else "")
-    parts = [f"  {label}: fit {h['time_s']:.0f} s ({clamp}teacher forcing {h.get('teacher_forcing_s', h['time_s']):.0f} "
-             f"s, selected {h.get('best_stage')} epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
+    tf_s = h.get("teacher_forcing_s", h["time_s"])
+    parts = [f"  {label}: fit {h['time_s']:.0f} s ({clamp}teacher forcing {tf_s:.0f} s, selected {h.get('best_stage')} "
+             f"epoch {h.get('best_epoch')}, load {os.getloadavg()[0]:.1f})"]
     checks = h.get("validation", [])
     if checks:
         bad = [f"{v['stage']} {v['epoch']}" for v in checks if v["score"] == float("-inf")]
@@ -359,7 +360,7 @@ def identifiability(args):
               f"{readout(c)} ({h['time_s']:.0f} s, load {os.getloadavg()[0]:.1f})")
     # The synapses' form fitted straight to the true currents (Adam, 3000 steps on every 3rd sample).
     c0 = rmm.init_circuit(train, _hco_settings(model))
-    v, _, _, ss = next(iter(_sweeps(c0, train)))
+    v, _, _, ss, _ = next(iter(_sweeps(c0, train)))
     truth = np.stack([train[c0.names[s.post]].truth[s.name][0] for s in c0.synapses], 1)[::3]
     spec = c0.spec()
     V, S = jnp.asarray(v[::3]), tuple(jnp.asarray(x[::3]) for x in ss)

@@ -337,3 +337,14 @@ def test_a_refinement_stage_whose_loss_stops_being_finite_keeps_its_last_good_pa
                        after_epoch=lambda e, loss, q: kept.append(q), stop_if_not_finite=True, **kw)
     assert len(history) == 3 and np.isfinite(history[:2]).all() and np.isnan(history[2])
     assert float(p) == float(kept[-1]) and 0.0 < float(p) < 3.5  # epoch 2's step towards the mean 3.5
+
+
+def test_single_neuron_fit_refuses_voltage_clamp_stretches():
+    """A single-neuron fit reads every sample as current clamp: a recording with a finite
+    voltage-clamp command is an error that says what to do, not a silently wrong fit."""
+    n = 30_000
+    command = np.full((1, n), np.nan)
+    command[0, :100] = -50.0
+    rec = Recording(np.full((1, n), -60.0), np.zeros((1, n)), dt=0.1, command=command)
+    with pytest.raises(ValueError, match="voltage-clamp stretches"):
+        rmm.teacher_forcing_data(rmm.init_rmm(rec.replace(command=None)).bank, rec)

@@ -99,6 +99,10 @@ def teacher_forcing_data(bank, recordings, *, centred: bool = False) -> Training
         if abs(rec.dt - bank.dt) > 1e-9 * bank.dt:
             raise ValueError(f"recording dt {rec.dt} ms differs from the model's {bank.dt} ms; resample it")
         rec.check_length(max(bank.taus), why=f" (the longest filter time constant {max(bank.taus):g} ms)")
+        if rec.clamped.any():
+            raise ValueError(f"{rec.metadata.get('source', 'a recording')} holds voltage-clamp stretches (a finite "
+                             "command), which a single-neuron fit would read as current clamp; cut them out, or "
+                             "fit it as a circuit (rmm.fit_circuit), which measures synapses on them")
         for v, i in zip(rec.voltage, rec.current):
             x = sweep_states(bank, v)
             v_in = centred_voltage(v) if centred else v

@@ -168,7 +168,8 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
 def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
     """An untrained circuit RMM for the training data ``train`` (a CircuitRecording or a list).
 
-    Each modelled neuron is initialised by :func:`init_rmm` on its own channel; synapses start at
+    Each modelled neuron is initialised by :func:`init_rmm` on its own channel (voltage-clamp
+    stretches included as recorded: only the starting point depends on them); synapses start at
     a current a tenth (``SynapseSettings.init_scale``) of the postsynaptic capacitive current's
     size, with gate input scalings from the presynaptic filter states; gap junctions at 1 % of the
     neuron's capacitance per ms.
@@ -181,7 +182,8 @@ def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
     recs = [train] if isinstance(train, CircuitRecording) else list(train)
     check_channels(settings, recs)
     key = jax.random.PRNGKey(seed)
-    neurons = tuple(init_rmm([r[n] for r in recs], settings.model, key=jax.random.fold_in(key, k))
+    neurons = tuple(init_rmm([r[n].replace(command=None) for r in recs], settings.model,
+                             key=jax.random.fold_in(key, k))
                     for k, n in enumerate(settings.neurons))
     dt = neurons[0].dt
     channels = settings.channels
