@@ -11,8 +11,11 @@ clamped samples first and keeps them fixed after (``CircuitTrainingSettings.clam
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import optax
+
+from ._params import _is_transform
 
 
 def clamp_masks(command, blank: int):
@@ -48,16 +51,13 @@ def freeze(optimizer: optax.GradientTransformation, spec, synapses: tuple[int, .
     """``optimizer`` with the trainable arrays of the given synapses left unchanged; the parameters
     it updates are the list :func:`~neuromech.rmm._params.unconstrain` makes, or a tuple of that
     list and other trainable arrays (multiple shooting's start states)."""
-    import jax
-
-    from ._params import _is_transform
-
     if not synapses:
         return optimizer
     names = {f".synapses[{k}]" for k in synapses}
     labels = ["fixed" if any(jax.tree_util.keystr(path).startswith(n) for n in names) else "train"
               for path, t in jax.tree_util.tree_flatten_with_path(spec, is_leaf=_is_transform)[0]
               if t.name != "fixed"]
+
     def label(params):
         if isinstance(params, list):
             return labels
