@@ -53,7 +53,7 @@ def freeze(optimizer: optax.GradientTransformation, spec, synapses: tuple[int, .
     list and other trainable arrays (multiple shooting's start states)."""
     if not synapses:
         return optimizer
-    names = {f".synapses[{k}]" for k in synapses}
+    names = {f".synapses[{k}]." for k in synapses}  # the dot: .synapses[1] is no prefix of .synapses[10]
     labels = ["fixed" if any(jax.tree_util.keystr(path).startswith(n) for n in names) else "train"
               for path, t in jax.tree_util.tree_flatten_with_path(spec, is_leaf=_is_transform)[0]
               if t.name != "fixed"]
