@@ -309,8 +309,7 @@ def write_circuit_npz(path, recording: CircuitRecording) -> Path:
               "current_recorded": np.asarray([recording[n].metadata.get("current_recorded", True) for n in names]),
               "metadata_json": json.dumps({n: recording[n].metadata for n in names}, default=str)}
     if any(recording[n].command is not None for n in names):
-        arrays["command"] = np.stack([np.full(recording[n].voltage.shape, np.nan) if recording[n].command is None
-                                      else recording[n].command for n in names], axis=1)
+        arrays["command"] = np.stack([recording[n].full_command for n in names], axis=1)
     index = [(n, k) for n in names for k in (recording[n].truth or {})]
     for q, (n, k) in enumerate(index):
         arrays[f"truth_{q}"] = recording[n].truth[k]

@@ -124,6 +124,11 @@ class Recording:
         return 1000.0 / self.dt
 
     @property
+    def full_command(self) -> np.ndarray:
+        """(n_sweeps, n_samples) the voltage-clamp command (mV), all NaN where ``command`` is None."""
+        return np.full(self.voltage.shape, np.nan) if self.command is None else self.command
+
+    @property
     def clamped(self) -> np.ndarray:
         """(n_sweeps, n_samples) bool: where the cell was under voltage clamp (finite ``command``)."""
         if self.command is None:
@@ -289,8 +294,7 @@ def concatenate(recordings: Sequence[Recording]) -> Recording:
         truth = {k: np.concatenate([r.truth[k] for r in recordings]) for k in first.truth}
     command = None
     if any(r.command is not None for r in recordings):
-        command = np.concatenate([np.full(r.voltage.shape, np.nan) if r.command is None else r.command
-                                  for r in recordings])
+        command = np.concatenate([r.full_command for r in recordings])
     return Recording(np.concatenate([r.voltage for r in recordings]), np.concatenate([r.current for r in recordings]),
                      first.dt, first.t0, metadata={"sources": [dict(r.metadata) for r in recordings]}, truth=truth,
                      command=command)

@@ -193,8 +193,7 @@ def _sweeps(circuit: Circuit, data, training: bool = False):
         if abs(rec.dt - circuit.dt) > 1e-9 * circuit.dt:
             raise ValueError(f"recording dt {rec.dt} ms differs from the circuit's {circuit.dt} ms; resample it")
         V, I = rec.voltages(circuit.channels), rec.currents(circuit.names)
-        commands = np.stack([np.full(rec[n].voltage.shape, np.nan) if rec[n].command is None else rec[n].command
-                             for n in circuit.names], axis=1)
+        commands = np.stack([rec[n].full_command for n in circuit.names], axis=1)
         for s in range(rec.n_sweeps):
             v = V[s]
             xs = [states(m.bank, v[i]) for i, m in enumerate(circuit.neurons)]
