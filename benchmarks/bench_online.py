@@ -20,7 +20,9 @@
    synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
    synapse). The README's figures: ``--only hco --train-s 24 --drive-std 1.0
    --holding=-2,0 --open-at-rest 0.01 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
-   epochs: fit_circuit's default), and the protocol's parts one at a time beside it.
+   epochs: fit_circuit's default), and the protocol's parts one at a time beside it; with
+   ``--clamp=-70,nan`` each cell is also voltage-clamped at −70 mV in a random half of the
+   blocks (``--clamp-s 12``: in a 12 s recording of their own, added to the training data).
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
@@ -36,7 +38,7 @@ Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rl
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
        [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
        [--partners model|measured] [--seed N] [--init N] [--stability W] [--current-penalty W] [--holding LEVELS] [--holding-ms 1500]
-       [--open-at-rest P|none]
+       [--open-at-rest P|none] [--clamp LEVELS] [--clamp-cells NAMES] [--clamp-s S] [--hold-cells NAMES]
 """
 
 from __future__ import annotations
@@ -215,22 +217,29 @@ def _split(rec, train_s, val_s, test_s):
 
 def _circuit_data(kind, args, seed):
     """Train, validation and test windows of ``--train-s`` + ``--val-s`` + ``--test-s`` of synthetic
-    circuit data with the arguments' drive and holding blocks."""
+    circuit data with the arguments' drive, holding and clamp blocks (with ``--clamp-s``, the
+    clamp blocks in a recording of their own, and the training data a list of the two)."""
     t0 = time.perf_counter()
     holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
-    # Holding blocks only in the training window: validation and test score the free rhythm.
+    clamp = tuple(float(x) for x in args.clamp.split(",")) if args.clamp else ()
+    own = bool(clamp) and args.clamp_s > 0
+    blocks = dict(drive=(0.0, args.drive_std, 20.0), holding=holding, holding_ms=args.holding_ms,
+                  holding_cells=args.hold_cells.split(",") if args.hold_cells else None,
+                  clamp_cells=args.clamp_cells.split(",") if args.clamp_cells else None)
+    # Holding and clamp blocks only in the training window: validation and test score the free rhythm.
     total = args.train_s + args.val_s + args.test_s
-    rec = rmm.synthetic_circuit(kind, total * 1000.0, seed=seed, drive=(0.0, args.drive_std, 20.0),
-                                holding=holding, holding_ms=args.holding_ms, holding_until=args.train_s * 1000.0,
-                                holding_cells=args.hold_cells.split(",") if args.hold_cells else None,
-                                clamp=tuple(float(x) for x in args.clamp.split(",")) if args.clamp else (),
-                                clamp_cells=args.clamp_cells.split(",") if args.clamp_cells else None)
+    rec = rmm.synthetic_circuit(kind, total * 1000.0, seed=seed, holding_until=args.train_s * 1000.0,
+                                clamp=() if own else clamp, **blocks)
+    where = f"a recording of {args.clamp_s:g} s of its own (data seed {seed + 1000})" if own else "such blocks"
     print(f"  generated {total:g} s of {kind} data in {time.perf_counter() - t0:.0f} s "
           f"(drive std {args.drive_std} nA, holding levels {list(holding)} nA per {args.holding_ms:g} ms "
           f"in the training window, cells {args.hold_cells or 'all'}"
-          + (f"; voltage clamp at {args.clamp} mV (nan: free) in such blocks, cells {args.clamp_cells or 'all'}"
-             if args.clamp else "") + ")")
-    return _split(rec, args.train_s, args.val_s, args.test_s)
+          + (f"; voltage clamp at {args.clamp} mV (nan: free) in {where}, cells {args.clamp_cells or 'all'}"
+             if clamp else "") + ")")
+    train, val, test = _split(rec, args.train_s, args.val_s, args.test_s)
+    if own:
+        train = [rmm.synthetic_circuit(kind, args.clamp_s * 1000.0, seed=seed + 1000, clamp=clamp, **blocks), train]
+    return train, val, test
 
 
 def _hco_settings(model, **synapse):
@@ -399,6 +408,8 @@ def main():
                    help="HCO/driven: the cells that receive the holding blocks (comma-separated; default all)")
     p.add_argument("--clamp", default="", help="HCO/driven: voltage-clamp levels (mV, comma-separated, nan: free) "
                    "drawn per block like the holding levels, e.g. -50,nan")
+    p.add_argument("--clamp-s", type=float, default=0.0, help="HCO/driven: put the clamp blocks in a recording of "
+                   "this many seconds of their own, added to the training data (0: in the training window)")
     p.add_argument("--clamp-cells", default="", help="HCO/driven: the cells that are clamped (default all)")
     p.add_argument("--holding-ms", type=float, default=1500.0, help="length of a holding block (ms)")
     p.add_argument("--known-c", action="store_true", help="fix C at the true 1 nF")
