@@ -640,3 +640,29 @@ def test_clamp_stage_measures_the_driven_synapse():
     true = test["post"].truth["syn pre->post"][0, 5000:]
     assert np.corrcoef(readout, true)[0, 1] > 0.9
     assert readout.std() == pytest.approx(true.std(), rel=0.25)
+
+
+@pytest.mark.slow
+def test_clamp_stage_measures_both_synapses_of_a_half_centre_oscillator():
+    """Each HCO cell voltage-clamped at −70 mV in random 0.5 s blocks of 12 s (where a clamped
+    cell also silences its outgoing synapse, s∞ = 0.007), the rest in current clamp with holding
+    steps and noise: the clamp stage recovers both synaptic currents on held-out free data, where
+    the two cells inhibit each other in alternation. Measured: correlations 0.984 and 0.967,
+    read-out std 1.15 against 1.52 nA and 1.32 against 2.04 nA (A→B, B→A); 200 epochs: 0.986,
+    0.984, std ratios 0.80 and 0.73. 0.9 is the issue's target. The size comes out low: the ridge
+    on the currents shrinks it, more on 12 s than on the README's 24 s fits (ratios 0.86–1.15,
+    seeds 2–5), so the std is checked within 0.5–1.5 times the true one."""
+    rec = rmm.synthetic_circuit("hco", 16000.0, seed=2, drive=(0.0, 1.0, 20.0), holding=(-2.0, 0.0), holding_ms=500.0,
+                                holding_until=12000.0, clamp=(-70.0, np.nan))
+    train, test = rec.window(0, 12000.0), rec.window(12000.0, 16000.0)
+    syn = dict(open_at_rest=0.01)
+    st = rmm.CircuitSettings(("A", "B"), synapses=(rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("B", "A", **syn)),
+                             model=rmm.ModelSettings(filters=rmm.FilterSettings(n=12), preset="stg", capacitance=1.0))
+    circuit, history = rmm.fit_circuit(rmm.init_circuit(train, st), train,
+                                       settings=rmm.CircuitTrainingSettings(epochs=100, rollout=None), progress=False)
+    assert history["fixed_synapses"] == ["syn A->B", "syn B->A"]
+    readout = rmm.circuit_readout(circuit, test)
+    for name, post in (("syn A->B", "B"), ("syn B->A", "A")):
+        r, true = readout[name][0, 5000:], test[post].truth[name][0, 5000:]  # after 0.5 s: the banks settled
+        assert np.corrcoef(r, true)[0, 1] > 0.9, name
+        assert 0.5 < r.std() / true.std() < 1.5, name
