@@ -296,7 +296,10 @@ def synthetic_circuit(
             from these by an ideal voltage clamp; its recorded voltage is the command (plus the
             measurement noise) and its recorded current the clamp's (see
             :func:`simulate_circuit`). The command is the channel's ``command`` (NaN where free).
-            Under clamp a synaptic current shows in the recorded current directly.
+            Under clamp a synaptic current shows in the recorded current directly. A clamped
+            cell releases transmitter as its command says: s∞ = 0.27 at −50 mV, 0.047 at
+            −60 mV, 0.007 at −70 mV for the default synapse, so a cell clamped at −70 mV
+            silences its outgoing synapses.
         noise: voltage measurement noise (mV). dt: sampling period (ms). area: cm² per cell
             (1e-3: 1 µA/cm² ↔ 1 nA, 1 mS/cm² ↔ 1 µS). conductances: (2, 8) mS/cm² (default: the
             STG fixture for both, the second cell's CaS ×0.95 in the HCO so the cells are not
