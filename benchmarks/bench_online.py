@@ -222,7 +222,9 @@ def _circuit_data(kind, args, seed):
     t0 = time.perf_counter()
     holding = tuple(float(x) for x in args.holding.split(",")) if args.holding else ()
     clamp = tuple(float(x) for x in args.clamp.split(",")) if args.clamp else ()
-    own = bool(clamp) and args.clamp_s > 0
+    if args.clamp_s and not clamp:
+        raise SystemExit("--clamp-s puts the clamp blocks in a recording of their own; give the levels with --clamp")
+    own = args.clamp_s > 0
     blocks = dict(drive=(0.0, args.drive_std, 20.0), holding=holding, holding_ms=args.holding_ms,
                   holding_cells=args.hold_cells.split(",") if args.hold_cells else None,
                   clamp_cells=args.clamp_cells.split(",") if args.clamp_cells else None)
