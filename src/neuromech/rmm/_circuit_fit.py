@@ -124,7 +124,7 @@ class CircuitTrainingSettings:
             period +98 %; without, +0.1 %; seed 2's phase went from 3.9 % to 14.5 % of a cycle
             off). Windows (GTF, shooting, the rollout stage) and validation free runs use
             current-clamp stretches only. On the half-centre oscillator with each cell clamped
-            at −70 mV in half the blocks it read both synapses out at 0.99 (seeds 2 and 3), but
+            at −70 mV in half the blocks it read both synapses out at 0.99 (seeds 2–5), but
             the free runs lost the rhythm (README, "Where the circuit fit stands").
         clamp_blank_ms: ms after each step of a clamp command whose samples are left out of the
             fit, with the sample before the step (:func:`~neuromech.rmm._circuit_clamp.clamp_masks`).
