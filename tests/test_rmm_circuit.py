@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from neuromech import rmm
+from neuromech.recordings import Recording
 from neuromech.rmm import CircuitRecording
 
 from known_circuit import driven_circuit, settings
@@ -132,6 +133,30 @@ def test_open_at_rest_pins_the_gate_at_the_lowest_presynaptic_states(driven):
     assert opened.min() >= 0.02 * (1 - 1e-5) and opened.max() > 0.05
     with pytest.raises(ValueError, match="open_at_rest must lie in"):
         rmm.SynapseSettings("A", "B", open_at_rest=1.0)
+
+
+def test_synapse_gate_scales_the_states_training_sees_not_the_start_transient(driven):
+    """On a long record (≥ 10 τ_max) whose first sample sits on a spike, the gate's input range is
+    that of the states training computes (sweep_states: the bank starts at the mean of the first
+    τ_max), so the slow states keep their resolution and open_at_rest sits where the data go."""
+    _, train, test = driven
+    whole = rmm.CircuitRecording({n: Recording(np.concatenate([train[n].voltage[0], test[n].voltage[0]]),
+                                                   np.concatenate([train[n].current[0], test[n].current[0]]), dt=0.1)
+                                  for n in ("A", "B")})
+    v_pre = whole["A"].voltage[0].copy()
+    v_pre[0] = 40.0  # a spike's peak; the record is 5 s, ten times the synapse bank's 500 ms
+    spiked = rmm.CircuitRecording({"A": whole["A"].replace(voltage=v_pre[None]), "B": whole["B"]})
+    settings = rmm.CircuitSettings(("B",), exogenous=("A",),
+                                   synapses=(rmm.SynapseSettings("A", "B", open_at_rest=0.02),))
+    syn = rmm.init_circuit(spiked, settings).synapses[0]
+    gate = syn.current.activation
+    x = rmm.sweep_states(syn.bank, v_pre)
+    assert x.shape[0] >= 10 * round(max(syn.bank.taus) / 0.1)  # the long-record start
+    lo, hi = gate.scaler.center - gate.scaler.halfwidth, gate.scaler.center + gate.scaler.halfwidth
+    # float32 scaler against float64 states: 1e-4 mV of rounding on −75…−45 mV
+    np.testing.assert_allclose(np.asarray(lo), x.min(axis=0), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(hi), x.max(axis=0), atol=1e-4)
+    assert float(hi[-1]) < -40.0  # the slowest state's top: the data's level, not the 40 mV start
 
 
 def test_missing_channels_and_channel_counts_are_errors(driven):

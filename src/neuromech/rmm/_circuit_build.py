@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._build import init_rmm
+from ._build import init_rmm, sweep_states
 from ._circuit import Circuit, Gap, Synapse
 from ._currents import ConductanceCurrent, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
-from ._filters import filter_bank, filter_signal, geometric_taus
+from ._filters import filter_bank, geometric_taus
 from ._settings import FilterSettings, ModelSettings
 
 
@@ -148,7 +148,10 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
              scale: float, key) -> Synapse:
     fs = ss.filters
     bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), dt, fs.kind)
-    x = np.concatenate([filter_signal(bank, v) for v in v_pre])
+    # The states training sees (sweep_states): a long record's v[0] on a spike would otherwise set
+    # the slowest state's range (92 mV for cell A of the HCO's data seed 4, whose v[0] is 40 mV,
+    # against its 4 mV excursion) and put the open_at_rest pin where the data never go.
+    x = np.concatenate([sweep_states(bank, v) for v in v_pre])
     idx = tuple(range(bank.size))
     dtype = jnp.asarray(1.0).dtype
     if ss.kind == "lumped":
@@ -171,8 +174,8 @@ def init_circuit(train, settings: CircuitSettings, *, seed: int = 0) -> Circuit:
     Each modelled neuron is initialised by :func:`init_rmm` on its own channel (voltage-clamp
     stretches included as recorded: only the starting point depends on them); synapses start at
     a current a tenth (``SynapseSettings.init_scale``) of the postsynaptic capacitive current's
-    size, with gate input scalings from the presynaptic filter states; gap junctions at 1 % of the
-    neuron's capacitance per ms.
+    size, with gate input scalings from the presynaptic filter states as training computes them
+    (:func:`~neuromech.rmm.sweep_states`); gap junctions at 1 % of the neuron's capacitance per ms.
 
     Raises:
         ValueError: for data missing a channel the settings name (see :func:`check_channels`).
