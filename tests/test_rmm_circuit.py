@@ -318,13 +318,15 @@ def test_voltage_clamp_records_the_clamp_current():
         rmm.synthetic_circuit("driven", clamp=(-50.0,), clamp_cells=("C",), **kw)
 
 def test_warm_start_is_causal_filtering(driven):
-    """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples."""
+    """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples from
+    rest at the mean of the warm-up's voltages, not at their first sample."""
     teacher, _, test = driven
-    v = test.voltages(teacher.channels)[0]
+    v = test.voltages(teacher.channels)[0].copy()
+    v[:, 0] = 40.0  # a spike's peak at the first sample
     v_end, xs, ss = rmm.circuit_warm_start(teacher, v, 50)
-    _, xs0, ss0 = rmm.circuit_state(teacher, v[:, 0])
-    from neuromech.rmm import filter_step
-    x, s = xs0[0], ss0[0]
+    from neuromech.rmm import filter_step, rest_state
+    x = rest_state(teacher.neurons[0].bank, float(np.mean(v[0, :51])))
+    s = rest_state(teacher.synapses[0].bank, float(np.mean(v[1, :51])))
     for k in range(50):
         x = filter_step(teacher.neurons[0].bank, x, v[0, k])
         s = filter_step(teacher.synapses[0].bank, s, v[1, k])
@@ -332,6 +334,13 @@ def test_warm_start_is_causal_filtering(driven):
     np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x), atol=1e-3)
     np.testing.assert_allclose(np.asarray(ss[0]), np.asarray(s), atol=1e-3)
     assert float(v_end[0]) == pytest.approx(v[0, 50], abs=1e-4)
+    # The read-out scored after a warm-up starts its banks the same way.
+    from neuromech.rmm._circuit import synaptic_currents
+
+    rec = rmm.CircuitRecording({name: test[name].replace(voltage=v[q][None]) for q, name in enumerate(teacher.channels)})
+    readout = rmm.circuit_readout(teacher, rec, warmup=50)[teacher.synapses[0].name][0, 50]
+    assert readout == pytest.approx(float(synaptic_currents(teacher, jnp.asarray(v[:, 50], ss[0].dtype), ss)[0]),
+                                    rel=1e-4, abs=1e-5)  # float32 currents of ~1 nA
 
 
 # --------------------------------------------------------------- training stages and rhythm

@@ -36,7 +36,7 @@ from ._circuit import Circuit, circuit_derivative, run_circuit, synaptic_current
 from ._circuit_build import check_channels
 from ._circuit_clamp import check_free, clamp_masks, clamped_synapses, freeze
 from ._build import centred_voltage, sweep_states
-from ._filters import filter_signal
+from ._filters import filter_signal, rest_state
 from ._fit import run_epochs, derivative_weights
 from ._model import membrane_currents
 from ._params import constrain, unconstrain
@@ -176,18 +176,22 @@ class CircuitTrainingSettings:
         return self.gamma_start + f * (self.gamma_end - self.gamma_start)
 
 
-def _sweeps(circuit: Circuit, data, training: bool = False):
+def _sweeps(circuit: Circuit, data, training: bool = False, warmup: int = 0):
     """Per sweep: measured voltages (T, C), currents (T, n), intrinsic and synaptic filter states,
     and the modelled neurons' voltage-clamp commands (T, n; NaN where free).
 
-    Banks start at rest at each sweep's first voltage (causal, as a prediction does), or with
-    ``training`` as the single-neuron fit starts them (:func:`~neuromech.rmm.sweep_states`: at the
-    mean of the first τ_max of a long continuous record, so that the slow states' start transient
-    does not set their gates' input ranges).
+    Banks start at rest at each sweep's first voltage (causal, as a prediction does), at the mean
+    of its first ``warmup`` + 1 samples (as :func:`circuit_warm_start` does: causal for what
+    follows the warm-up), or with ``training`` as the single-neuron fit starts them
+    (:func:`~neuromech.rmm.sweep_states`: at the mean of the first τ_max of a long continuous
+    record, so that the slow states' start transient does not set their gates' input ranges).
     """
     from ..recordings._circuit import CircuitRecording
 
-    states = sweep_states if training else filter_signal
+    def from_warmup(bank, u):
+        return filter_signal(bank, u, x0=np.asarray(rest_state(bank, float(np.mean(u[:warmup + 1])))))
+
+    states = sweep_states if training else from_warmup if warmup else filter_signal
 
     recs = [data] if isinstance(data, CircuitRecording) else list(data)
     check_channels(circuit, recs)
@@ -536,13 +540,15 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
     return constrain(params, circuit, spec), history
 
 
-def circuit_readout(circuit: Circuit, data) -> dict:
+def circuit_readout(circuit: Circuit, data, *, warmup: int = 0) -> dict:
     """Teacher-forced read-out of every synaptic current (nA) from measured voltages, per sweep:
-    ``{"syn A->B": (n_sweeps, T) array}``."""
+    ``{"syn A->B": (n_sweeps, T) array}``. The synapses' banks start at rest at the first voltage
+    (causal), or with ``warmup`` (samples) at the mean of the first ``warmup`` + 1, as
+    :func:`circuit_warm_start` starts a free run: causal from sample ``warmup`` on."""
     out = {s.name: [] for s in circuit.synapses}
     f = jax.jit(jax.vmap(lambda v, ss: synaptic_currents(circuit, v, ss)))
     dtype = circuit.neurons[0].bank.A.dtype
-    for v, _, _, ss, _ in _sweeps(circuit, data):
+    for v, _, _, ss, _ in _sweeps(circuit, data, warmup=warmup):
         cur = np.asarray(f(jnp.asarray(v, dtype), tuple(jnp.asarray(x, dtype) for x in ss)))
         for k, syn in enumerate(circuit.synapses):
             out[syn.name].append(cur[:, k])
@@ -554,8 +560,11 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
 
     ``voltages`` (n_channels, ≥ n+1) mV in the order of ``circuit.channels``. A free run started
     with every bank at rest begins off the attractor when the cells are mid-cycle; following the
-    measured voltages first puts the slow states where the data say. Returns ``(v, xs, ss)`` at
-    sample ``n``, to pass as ``start`` to :func:`simulate_circuit`.
+    measured voltages first puts the slow states where the data say. Each bank starts at rest at
+    the mean of its input over the warm-up, as :func:`~neuromech.rmm.warm_start` does for one
+    neuron: from the first sample, which may sit on a spike (+40 mV), half of that offset would
+    be left in a 1.5 s state after a 1 s warm-up. Returns ``(v, xs, ss)`` at sample ``n``, to pass
+    as ``start`` to :func:`simulate_circuit`.
     """
     v = np.asarray(voltages, np.float64)
     if v.ndim != 2 or v.shape[0] != len(circuit.channels) or v.shape[1] < n + 1:
@@ -563,6 +572,9 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
                          f"{list(circuit.channels)}, got {v.shape}")
     dtype = circuit.neurons[0].bank.A.dtype
     seg = v[:, : n + 1]
-    xs = tuple(jnp.asarray(filter_signal(m.bank, seg[i])[-1], dtype) for i, m in enumerate(circuit.neurons))
-    ss = tuple(jnp.asarray(filter_signal(s.bank, seg[s.pre])[-1], dtype) for s in circuit.synapses)
+    def last(bank, u):
+        return jnp.asarray(filter_signal(bank, u, x0=np.asarray(rest_state(bank, float(np.mean(u)))))[-1], dtype)
+
+    xs = tuple(last(m.bank, seg[i]) for i, m in enumerate(circuit.neurons))
+    ss = tuple(last(s.bank, seg[s.pre]) for s in circuit.synapses)
     return jnp.asarray(seg[: len(circuit.names), -1], dtype), xs, ss

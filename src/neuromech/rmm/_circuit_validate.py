@@ -115,7 +115,9 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     Other arguments:
         threshold: spike threshold (mV); window: coincidence window (± ms); warmup: ms the circuit
             follows the measured voltages before running free (metrics exclude it).
-        readout: also score the teacher-forced synaptic read-out (False: free run only, faster).
+        readout: also score the teacher-forced synaptic read-out (False: free run only, faster),
+            its banks started as the free run's (:func:`~neuromech.rmm.circuit_readout` with the
+            warm-up).
 
     Returns:
         ``(metrics, predictions)``. ``metrics``: ``{"neurons": {name: {"summary", "sweeps",
@@ -166,7 +168,7 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
                   for s in circuit.synapses if rec[circuit.names[s.post]].truth}
         truths = {k: x for k, x in truths.items() if x is not None}
         if truths:
-            ro = circuit_readout(circuit, rec) if readout else None
+            ro = circuit_readout(circuit, rec, warmup=w) if readout else None  # scored after w: causal there
             for k, s in enumerate(circuit.synapses):
                 if s.name not in truths:
                     continue
