@@ -319,9 +319,11 @@ def test_voltage_clamp_records_the_clamp_current():
 
 def test_warm_start_is_causal_filtering(driven):
     """circuit_warm_start(n) equals stepping the banks on the measured voltages for n samples from
-    rest at the mean of the warm-up's voltages, not at their first sample."""
+    rest at the mean of the warm-up's voltages, not at their first sample (a record of ≥ 10 τ_max
+    of each bank: a window of ongoing activity, as training starts it)."""
     teacher, _, test = driven
     v = test.voltages(teacher.channels)[0].copy()
+    assert all(v.shape[1] >= 10 * max(b.taus) / 0.1 for b in (teacher.neurons[0].bank, teacher.synapses[0].bank))
     v[:, 0] = 40.0  # a spike's peak at the first sample
     v_end, xs, ss = rmm.circuit_warm_start(teacher, v, 50)
     from neuromech.rmm import filter_step, rest_state

@@ -180,16 +180,16 @@ def _sweeps(circuit: Circuit, data, training: bool = False, warmup: int = 0):
     """Per sweep: measured voltages (T, C), currents (T, n), intrinsic and synaptic filter states,
     and the modelled neurons' voltage-clamp commands (T, n; NaN where free).
 
-    Banks start at rest at each sweep's first voltage (causal, as a prediction does), at the mean
-    of its first ``warmup`` + 1 samples (as :func:`circuit_warm_start` does: causal for what
-    follows the warm-up), or with ``training`` as the single-neuron fit starts them
+    Banks start at rest at each sweep's first voltage (causal, as a prediction does), with
+    ``warmup`` (samples) at the mean of the warm-up's voltages (:func:`circuit_warm_start`:
+    causal after the warm-up), or with ``training`` as the single-neuron fit starts them
     (:func:`~neuromech.rmm.sweep_states`: at the mean of the first τ_max of a long continuous
     record, so that the slow states' start transient does not set their gates' input ranges).
     """
     from ..recordings._circuit import CircuitRecording
 
     def from_warmup(bank, u):
-        return filter_signal(bank, u, x0=np.asarray(rest_state(bank, float(np.mean(u[:warmup + 1])))))
+        return warm_states(bank, u, warmup)
 
     states = sweep_states if training else from_warmup if warmup else filter_signal
 
@@ -543,8 +543,8 @@ def fit_circuit(circuit: Circuit, train, optimizer: optax.GradientTransformation
 def circuit_readout(circuit: Circuit, data, *, warmup: int = 0) -> dict:
     """Teacher-forced read-out of every synaptic current (nA) from measured voltages, per sweep:
     ``{"syn A->B": (n_sweeps, T) array}``. The synapses' banks start at rest at the first voltage
-    (causal), or with ``warmup`` (samples) at the mean of the first ``warmup`` + 1, as
-    :func:`circuit_warm_start` starts a free run: causal from sample ``warmup`` on."""
+    (causal), or with ``warmup`` (samples) as :func:`circuit_warm_start` starts a free run
+    (causal from sample ``warmup`` on)."""
     out = {s.name: [] for s in circuit.synapses}
     f = jax.jit(jax.vmap(lambda v, ss: synaptic_currents(circuit, v, ss)))
     dtype = circuit.neurons[0].bank.A.dtype
@@ -562,9 +562,9 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
     with every bank at rest begins off the attractor when the cells are mid-cycle; following the
     measured voltages first puts the slow states where the data say. Each bank starts at rest at
     the mean of its input over the warm-up, as :func:`~neuromech.rmm.warm_start` does for one
-    neuron: from the first sample, which may sit on a spike (+40 mV), half of that offset would
-    be left in a 1.5 s state after a 1 s warm-up. Returns ``(v, xs, ss)`` at sample ``n``, to pass
-    as ``start`` to :func:`simulate_circuit`.
+    neuron: the first sample of a window cut out of ongoing activity may sit on a spike (+40 mV),
+    and half of that offset would be left in a 1.5 s state after a 1 s warm-up. Returns
+    ``(v, xs, ss)`` at sample ``n``, to pass as ``start`` to :func:`simulate_circuit`.
     """
     v = np.asarray(voltages, np.float64)
     if v.ndim != 2 or v.shape[0] != len(circuit.channels) or v.shape[1] < n + 1:
@@ -572,9 +572,13 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
                          f"{list(circuit.channels)}, got {v.shape}")
     dtype = circuit.neurons[0].bank.A.dtype
     seg = v[:, : n + 1]
-    def last(bank, u):
-        return jnp.asarray(filter_signal(bank, u, x0=np.asarray(rest_state(bank, float(np.mean(u)))))[-1], dtype)
-
-    xs = tuple(last(m.bank, seg[i]) for i, m in enumerate(circuit.neurons))
-    ss = tuple(last(s.bank, seg[s.pre]) for s in circuit.synapses)
+    xs = tuple(jnp.asarray(warm_states(m.bank, seg[i])[-1], dtype) for i, m in enumerate(circuit.neurons))
+    ss = tuple(jnp.asarray(warm_states(s.bank, seg[s.pre])[-1], dtype) for s in circuit.synapses)
     return jnp.asarray(seg[: len(circuit.names), -1], dtype), xs, ss
+
+
+def warm_states(bank, v, warmup: int | None = None) -> np.ndarray:
+    """(T, n) states of ``bank`` along ``v`` from rest at the mean of its first ``warmup`` + 1
+    samples (default: all of ``v``), as :func:`circuit_warm_start` starts them."""
+    m = len(v) if warmup is None else warmup + 1
+    return filter_signal(bank, v, x0=np.asarray(rest_state(bank, float(np.mean(v[:m])))))
