@@ -255,7 +255,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
     rest = None if args.open_at_rest == "none" else float(args.open_at_rest)
-    c0 = rmm.init_circuit(train, channels(model, open_at_rest=rest), seed=args.init)
+    circuit_settings = channels(model, open_at_rest=rest)
+    c0 = rmm.init_circuit(train, circuit_settings, seed=args.init)
     rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
     if args.rollout not in ("none", "default"):
         length, epochs, gamma = args.rollout.split(",")
@@ -266,6 +267,11 @@ def _fit_and_report(label, kind, args, seed, channels):
     c, h = rmm.fit_circuit(c0, train, settings=settings, validation=val, threshold=-20.0, warmup=WARMUP,
                            progress=False)
     _, preds = _circuit_line(label, c, h, test)
+    if args.save:
+        description = rmm.CircuitDescription(circuit_settings.neurons, circuit_settings.exogenous,
+                                             synapses=circuit_settings.synapses, warmup=WARMUP)
+        saved = rmm.save_circuit(args.save, c, rmm.CircuitConfig(description, model=model, training=(settings,)))
+        print(f"  saved the fitted circuit to {saved} (rmm.load_circuit)")
     for name, losses in rmm.synapse_profile(c, train, settings=settings).items():
         print(f"    {name}: teacher-forcing loss on the training data at {rmm.PROFILE_SCALES} × its size: "
               f"{', '.join(f'{x:.4f}' for x in losses)}")
@@ -431,6 +437,7 @@ def main():
     p.add_argument("--open-at-rest", default="none", metavar="P",
                    help="HCO/driven: each synaptic gate's fixed value where the presynaptic filter states are "
                         "lowest (rmm.SynapseSettings.open_at_rest); none: left to training")
+    p.add_argument("--save", type=Path, default=None, help="HCO/driven: directory to save the fitted circuit in")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "
