@@ -188,10 +188,10 @@ def _sweeps(circuit: Circuit, data, training: bool = False, warmup: int = 0):
     """
     from ..recordings._circuit import CircuitRecording
 
-    def from_warmup(bank, u):
-        return warm_states(bank, u, warmup)
-
-    states = sweep_states if training else from_warmup if warmup else filter_signal
+    def states(bank, u):
+        if training:
+            return sweep_states(bank, u)
+        return warm_states(bank, u, warmup) if warmup else filter_signal(bank, u)
 
     recs = [data] if isinstance(data, CircuitRecording) else list(data)
     check_channels(circuit, recs)
@@ -561,10 +561,11 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
     ``voltages`` (n_channels, ≥ n+1) mV in the order of ``circuit.channels``. A free run started
     with every bank at rest begins off the attractor when the cells are mid-cycle; following the
     measured voltages first puts the slow states where the data say. Each bank starts at rest at
-    the mean of its input over the warm-up, as :func:`~neuromech.rmm.warm_start` does for one
-    neuron: the first sample of a window cut out of ongoing activity may sit on a spike (+40 mV),
-    and half of that offset would be left in a 1.5 s state after a 1 s warm-up. Returns
-    ``(v, xs, ss)`` at sample ``n``, to pass as ``start`` to :func:`simulate_circuit`.
+    the mean of its input over the warm-up, as the single-neuron evaluation does (``warmup`` of
+    :func:`~neuromech.rmm.evaluate`): the first sample of a window cut out of ongoing activity
+    may sit on a spike (+40 mV), and half of that offset would be left in a 1.5 s state after a
+    1 s warm-up. Returns ``(v, xs, ss)`` at sample ``n``, to pass as ``start`` to
+    :func:`simulate_circuit`.
     """
     v = np.asarray(voltages, np.float64)
     if v.ndim != 2 or v.shape[0] != len(circuit.channels) or v.shape[1] < n + 1:
