@@ -149,8 +149,9 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
     fs = ss.filters
     bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), dt, fs.kind)
     # The states training sees (sweep_states): a long record's v[0] on a spike would otherwise set
-    # the slowest state's range (92 mV for cell A of the HCO's data seed 4, whose v[0] is 40 mV,
-    # against its 4 mV excursion) and put the open_at_rest pin where the data never go.
+    # the slowest state's range (95.8 mV for cell A of the HCO's data seed 2, whose v[0] is
+    # +43.5 mV, against the 4.6 mV of training's states) and put the open_at_rest pin where the
+    # data never go.
     x = np.concatenate([sweep_states(bank, v) for v in v_pre])
     idx = tuple(range(bank.size))
     dtype = jnp.asarray(1.0).dtype
