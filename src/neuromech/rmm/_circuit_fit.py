@@ -36,7 +36,7 @@ from ._circuit import Circuit, circuit_derivative, run_circuit, synaptic_current
 from ._circuit_build import check_channels
 from ._circuit_clamp import check_free, clamp_masks, clamped_synapses, freeze
 from ._build import centred_voltage, sweep_states
-from ._filters import filter_signal, rest_state
+from ._filters import filter_signal, warm_states
 from ._fit import run_epochs, derivative_weights
 from ._model import membrane_currents
 from ._params import constrain, unconstrain
@@ -576,10 +576,3 @@ def circuit_warm_start(circuit: Circuit, voltages, n: int):
     xs = tuple(jnp.asarray(warm_states(m.bank, seg[i])[-1], dtype) for i, m in enumerate(circuit.neurons))
     ss = tuple(jnp.asarray(warm_states(s.bank, seg[s.pre])[-1], dtype) for s in circuit.synapses)
     return jnp.asarray(seg[: len(circuit.names), -1], dtype), xs, ss
-
-
-def warm_states(bank, v, warmup: int | None = None) -> np.ndarray:
-    """(T, n) states of ``bank`` along ``v`` from rest at the mean of its first ``warmup`` + 1
-    samples (default: all of ``v``), as :func:`circuit_warm_start` starts them."""
-    m = len(v) if warmup is None else warmup + 1
-    return filter_signal(bank, v, x0=np.asarray(rest_state(bank, float(np.mean(v[:m])))))

@@ -197,6 +197,14 @@ def filter_signal(bank: FilterBank, v, x0=None) -> np.ndarray:
     return out
 
 
+def warm_states(bank: FilterBank, v, warmup: int | None = None) -> np.ndarray:
+    """(T, n) :func:`filter_signal` states along ``v`` from rest at the mean of its first
+    ``warmup`` + 1 samples (default: all of ``v``): the start of a warm-up on a window cut out of
+    ongoing activity, whose first sample may sit on a spike. Causal from sample ``warmup`` on."""
+    m = len(v) if warmup is None else warmup + 1
+    return filter_signal(bank, v, x0=np.asarray(rest_state(bank, float(np.mean(np.asarray(v)[:m])))))
+
+
 def filter_signal_scan(bank: FilterBank, v, x0=None):
     """Reference: the same states as :func:`filter_signal` by stepping ``filter_step`` (lax.scan)."""
     v = jnp.asarray(v, bank.A.dtype)

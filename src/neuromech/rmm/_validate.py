@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..recordings import Recording
-from ._filters import filter_signal, rest_state
+from ._filters import filter_signal, warm_states
 from ._metrics import summarise, sweep_metrics
 from ._model import RMM, DivergenceError, simulate
 
@@ -35,8 +35,7 @@ def warm_start(model: RMM, voltage, n: int):
     value, which may sit on a spike (+40 mV) or at the bottom of a burst's trough.
     Returns (v[n], x[n]).
     """
-    seg = np.asarray(voltage[: n + 1], np.float64)
-    x = filter_signal(model.bank, seg, x0=np.asarray(rest_state(model.bank, float(np.mean(seg)))))
+    x = warm_states(model.bank, np.asarray(voltage[: n + 1], np.float64))
     return float(voltage[n]), x[-1]
 
 
