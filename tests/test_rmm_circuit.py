@@ -607,6 +607,35 @@ def test_clamp_masks_leave_out_each_command_step_and_its_transient():
     assert np.flatnonzero(out[:, 1]).tolist() == [0, 1, 2]
 
 
+def test_clamped_samples_measure_only_synapses_whose_presynaptic_cell_moves():
+    """A synapse onto a clamped cell counts as measured (and is kept fixed after the clamp stage)
+    only where its presynaptic voltage is free for at least the bank's slowest time constant
+    (500 ms) while the postsynaptic cell is held: B held alone measures A→B; A held only while B
+    is held too measures nothing of B→A; a 400 ms free stretch is too short."""
+    from neuromech.rmm._circuit_clamp import clamped_synapses
+
+    rec = rmm.synthetic_circuit("hco", 2000.0, transient=100.0, seed=1)
+    st = rmm.CircuitSettings(("A", "B"), synapses=(rmm.SynapseSettings("A", "B"), rmm.SynapseSettings("B", "A")),
+                             model=rmm.ModelSettings(filters=rmm.FilterSettings(n=4), preset="stg", capacitance=1.0))
+    circuit = rmm.init_circuit(rec, st)
+    ms = int(round(1 / rec.dt))
+
+    def held(a_ms, b_ms):  # each cell clamped at -70 mV over [start, stop) ms
+        cmd = {}
+        for name, (start, stop) in (("A", a_ms), ("B", b_ms)):
+            c = np.full(rec[name].voltage.shape, np.nan)
+            c[:, start * ms:stop * ms] = -70.0
+            cmd[name] = c
+        return type(rec)({n: rec[n].replace(command=cmd[n]) for n in rec.names})
+
+    assert clamped_synapses(circuit, held((0, 0), (0, 1000))) == (0,)
+    assert clamped_synapses(circuit, held((200, 800), (0, 1200))) == (0,)  # 200 + 400 ms free
+    assert clamped_synapses(circuit, held((0, 600), (0, 600))) == ()
+    assert clamped_synapses(circuit, held((200, 800), (0, 1000))) == ()  # 200 + 200 ms
+    assert clamped_synapses(circuit, held((0, 0), (0, 400))) == ()
+    assert clamped_synapses(circuit, [held((1000, 1600), (0, 0)), held((0, 0), (0, 700))]) == (0, 1)
+
+
 def test_freeze_keeps_the_clamped_synapses_and_trains_the_rest(driven):
     """An optimiser wrapped by ``freeze`` leaves the named synapses' arrays exactly as they are
     and updates everything else, for the parameter list and for shooting's (list, starts) tuple."""

@@ -109,9 +109,11 @@ class CircuitTrainingSettings:
             fell silent. The ridge biases what is identifiable: on data from a known circuit the
             read-out correlation fell from 0.92 to 0.89 (``tests/test_rmm_circuit.py``).
         clamp_stage: where the training data hold a modelled neuron under voltage clamp
-            (``Recording.command``), first fit the synapses onto it on the clamped samples alone
-            (teacher forcing, ``epochs`` epochs, all parameters trained), then keep those synapses
-            fixed through the rest of the fit, which uses that neuron's current-clamp samples
+            (``Recording.command``), first fit the synapses those samples measure (the presynaptic
+            voltage free while the neuron is held: :func:`~neuromech.rmm._circuit_clamp.clamped_synapses`)
+            on the clamped samples alone (teacher forcing, ``epochs`` epochs, all parameters
+            trained), then keep those synapses
+            fixed through the rest of the fit, which uses their neurons' current-clamp samples
             only. Under clamp the recorded current is the cell's
             ionic current at the command plus the synaptic current, so a synapse shows apart from
             the intrinsic currents it moves with in current clamp. On the driven neuron
