@@ -48,7 +48,10 @@ def clamped_synapses(circuit, data) -> tuple[int, ...]:
     samples would fix it at whatever they shrank it to (the B→A synapse of a 24 s HCO record in
     which A was never clamped while B was free: read-out std 0.06 nA against 2.00 nA true). Those
     synapses are left to the main stage. Shorter free stretches than the slowest time constant
-    do not span the gate's slowest input.
+    do not span the gate's slowest input. Samples with both cells held still count in the fit:
+    they show the held cell's own current with the synapse silent, which is what tells the part
+    of the gate that never closes from that current (README, "Refining a free fit with a clamp
+    record of its own").
     """
     from ..recordings._circuit import CircuitRecording
 

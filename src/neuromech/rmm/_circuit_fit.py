@@ -112,10 +112,9 @@ class CircuitTrainingSettings:
             (``Recording.command``), first fit the synapses those samples measure (the presynaptic
             voltage free while the neuron is held: :func:`~neuromech.rmm._circuit_clamp.clamped_synapses`)
             on the clamped samples alone (teacher forcing, ``epochs`` epochs, all parameters
-            trained), then keep those synapses
-            fixed through the rest of the fit, which uses their neurons' current-clamp samples
-            only. Under clamp the recorded current is the cell's
-            ionic current at the command plus the synaptic current, so a synapse shows apart from
+            trained), then keep those synapses fixed through the rest of the fit, which uses
+            their neurons' current-clamp samples only. Under clamp the recorded current is the
+            cell's ionic current at the command plus the synaptic current, so a synapse shows apart from
             the intrinsic currents it moves with in current clamp. On the driven neuron
             (README, "The synapse from voltage clamp"; data seeds 2 and 3) a joint fit of clamped
             and free samples kept the gate's shape (correlation 0.985 and 0.989 with the true
