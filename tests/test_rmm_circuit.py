@@ -140,11 +140,11 @@ def test_synapse_gate_scales_the_states_training_sees_not_the_start_transient(dr
     that of the states training computes (sweep_states: the bank starts at the mean of the first
     τ_max), so the slow states keep their resolution and open_at_rest sits where the data go."""
     _, train, test = driven
-    v_pre = np.concatenate([train["A"].voltage[0], test["A"].voltage[0]])
+    v, i = ({n: np.concatenate([getattr(train[n], f)[0], getattr(test[n], f)[0]]) for n in ("A", "B")}
+            for f in ("voltage", "current"))
+    v_pre = v["A"]
     v_pre[0] = 40.0  # a spike's peak; the record is 5 s, ten times the synapse bank's 500 ms
-    spiked = CircuitRecording({n: Recording(v_pre if n == "A" else np.concatenate([train[n].voltage[0], test[n].voltage[0]]),
-                                            np.concatenate([train[n].current[0], test[n].current[0]]), dt=0.1)
-                               for n in ("A", "B")})
+    spiked = CircuitRecording({n: Recording(v[n], i[n], dt=0.1) for n in ("A", "B")})
     settings = rmm.CircuitSettings(("B",), exogenous=("A",),
                                    synapses=(rmm.SynapseSettings("A", "B", open_at_rest=0.02),))
     syn = rmm.init_circuit(spiked, settings).synapses[0]
@@ -626,7 +626,7 @@ def test_clamped_samples_measure_only_synapses_whose_presynaptic_cell_moves():
             c = np.full(rec[name].voltage.shape, np.nan)
             c[:, start * ms:stop * ms] = -70.0
             cmd[name] = c
-        return type(rec)({n: rec[n].replace(command=cmd[n]) for n in rec.names})
+        return CircuitRecording({n: rec[n].replace(command=cmd[n]) for n in rec.names})
 
     assert clamped_synapses(circuit, held((0, 0), (0, 1000))) == (0,)
     assert clamped_synapses(circuit, held((200, 800), (0, 1200))) == (0,)  # 200 + 400 ms free

@@ -56,14 +56,12 @@ def clamped_synapses(circuit, data) -> tuple[int, ...]:
     from ..recordings._circuit import CircuitRecording
 
     recs = [data] if isinstance(data, CircuitRecording) else list(data)
-    channels = circuit.channels
-    measured = []
-    for k, s in enumerate(circuit.synapses):
-        post, pre = circuit.names[s.post], channels[s.pre]
-        n = sum(int(np.sum(r[post].clamped & ~r[pre].clamped)) for r in recs)
-        if n * circuit.dt >= max(s.bank.taus):
-            measured.append(k)
-    return tuple(measured)
+
+    def held_with_pre_free(s):  # ms
+        post, pre = circuit.names[s.post], circuit.channels[s.pre]
+        return sum(int(np.sum(r[post].clamped & ~r[pre].clamped)) for r in recs) * circuit.dt
+
+    return tuple(k for k, s in enumerate(circuit.synapses) if held_with_pre_free(s) >= max(s.bank.taus))
 
 
 def freeze(optimizer: optax.GradientTransformation, spec, synapses: tuple[int, ...]):
