@@ -185,9 +185,25 @@ def _circuit_line(label, c, h, test, threshold=-20.0):
     for name, d in m["synapses"].items():
         parts.append(f"{name}: corr free run {d['correlation_free_run']:.3f}, read-out {d['correlation_readout']:.3f} "
                      f"(read-out RMSE {d['rmse_readout']:.2f} nA; std of the true current {d['std_true']:.2f} nA, "
-                     f"of the read-out {d['std_readout']:.2f} nA)")
+                     f"of the read-out {d['std_readout']:.2f} nA; the true current less its floor: "
+                     f"{_less_floor(test, name):.3f})")
     print("\n    ".join(parts))
     return m, preds
+
+
+def _less_floor(test, name):
+    """Correlation with the true synaptic current ``name`` of the true current less its floor,
+    ``(g s − min g s) (v_post − E)``, on the scored window: the read-out of an exact gate that
+    closes where the true one is lowest. Where the presynaptic cell never rests long enough for
+    the gate to close (the HCO's cycle of about 175 ms against the synapse's 50 ms), the floor acts
+    as a leak of the postsynaptic cell, and voltages in current clamp cannot tell the two apart; a
+    fit may put any part of it in the leak, and reads out at about this figure where it puts all."""
+    post = name.split("->")[1]
+    w = int(round(WARMUP / test.dt))
+    true, v = test[post].truth[name][0, w:], test[post].voltage[0, w:]
+    E = rmm.GradedSynapse("pre", "post").E
+    gs = true / (v - E)
+    return float(np.corrcoef(true, (gs - gs.min()) * (v - E))[0, 1])
 
 
 def _figure(path, t, v, test, w):
@@ -255,7 +271,8 @@ def _fit_and_report(label, kind, args, seed, channels):
     model = rmm.ModelSettings(filters=rmm.FilterSettings(n=args.n_filters), preset="stg",
                               capacitance=1.0 if args.known_c else 0.0)
     rest = None if args.open_at_rest == "none" else float(args.open_at_rest)
-    circuit_settings = channels(model, open_at_rest=rest)
+    hidden = tuple(int(h) for h in args.syn_hidden.split(",") if h)
+    circuit_settings = channels(model, open_at_rest=rest, hidden=hidden)
     c0 = rmm.init_circuit(train, circuit_settings, seed=args.init)
     rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
     if args.rollout not in ("none", "default"):
@@ -438,6 +455,9 @@ def main():
                    help="HCO/driven: each synaptic gate's fixed value where the presynaptic filter states are "
                         "lowest (rmm.SynapseSettings.open_at_rest); none: left to training")
     p.add_argument("--save", type=Path, default=None, help="HCO/driven: directory to save the fitted circuit in")
+    p.add_argument("--syn-hidden", default="8", metavar="UNITS",
+                   help="HCO/driven: hidden layers of each synaptic gate (comma-separated; empty: the logit is "
+                   "linear in the presynaptic filter states)")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "
