@@ -16,7 +16,8 @@
    selected on a ``--val-s`` (3 s) validation window; free run on a ``--test-s`` (14 s) window of
    held-out data after a 1 s warm-up (13 s, about 75 bursts): burst period and phase error per
    neuron (target within 10 %), correlation of the synaptic currents with the truth (target
-   ≥ 0.9), voltage RMSE, training time, and teacher forcing's loss on the training data along each
+   ≥ 0.9) beside that of the true current less its floor (the part of the gate that never closes,
+   which current clamp cannot tell from the leak), voltage RMSE, training time, and teacher forcing's loss on the training data along each
    synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
    synapse). The README's figures: ``--only hco --train-s 24 --drive-std 1.0
    --holding=-2,0 --open-at-rest 0.01 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
