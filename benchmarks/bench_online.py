@@ -39,7 +39,7 @@ Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rl
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
        [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
        [--partners model|measured] [--seed N] [--init N] [--stability W] [--current-penalty W] [--holding LEVELS] [--holding-ms 1500]
-       [--open-at-rest P|none] [--clamp LEVELS] [--clamp-cells NAMES] [--clamp-s S] [--hold-cells NAMES]
+       [--open-at-rest P|none] [--syn-hidden UNITS] [--clamp LEVELS] [--clamp-cells NAMES] [--clamp-s S] [--hold-cells NAMES]
 """
 
 from __future__ import annotations
