@@ -20,8 +20,9 @@
    which current clamp cannot tell from the leak), voltage RMSE, training time, and teacher forcing's loss on the training data along each
    synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
    synapse). The README's figures: ``--only hco --train-s 24 --drive-std 1.0
-   --holding=-2,0 --open-at-rest 0.01 --known-c --epochs 300 --seed S`` (holding steps in the training window only; 300
-   epochs: fit_circuit's default), and the protocol's parts one at a time beside it; with
+   --holding=-2,0 --syn-hidden= --known-c --epochs 300 --seed S`` (holding steps in the training window only; gates
+   without a hidden layer; 300 epochs: fit_circuit's default), the previous recipe (``--open-at-rest 0.01`` in place
+   of ``--syn-hidden=``), and the protocol's parts one at a time beside it; with
    ``--clamp=-70,nan`` each cell is also voltage-clamped at −70 mV in a random half of the
    blocks (``--clamp-s 12``: in a 12 s recording of their own, added to the training data).
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs

@@ -135,6 +135,30 @@ def test_open_at_rest_pins_the_gate_at_the_lowest_presynaptic_states(driven):
         rmm.SynapseSettings("A", "B", open_at_rest=1.0)
 
 
+def test_a_gate_without_hidden_layer_is_a_sigmoid_of_a_nonnegative_sum(driven, tmp_path):
+    """``hidden=()``: the gate's logit is an affine function of the scaled filter states with
+    weights ≥ 0, and the setting comes back from a saved model."""
+    _, train, _ = driven
+    description = rmm.CircuitDescription(("B",), ("A",), synapses=(rmm.SynapseSettings("A", "B", hidden=()),))
+    config = rmm.CircuitConfig(description)
+    circuit = rmm.init_circuit(train, config.settings)
+    gate = circuit.synapses[0].current.activation
+    from neuromech.rmm._filters import filter_signal
+
+    x = jnp.asarray(filter_signal(circuit.synapses[0].bank, train["A"].voltage[0])[::10], gate.net.weights[0].dtype)
+    z = np.asarray(jax.vmap(gate.scaler)(x), float)
+    p = np.asarray(jax.vmap(gate)(x), float)[:, 0]
+    logit = np.log(p / (1 - p))
+    design = np.column_stack([z, np.ones(len(z))])
+    coef, *_ = np.linalg.lstsq(design, logit, rcond=None)
+    # float32 gates: the logit's rounding is ~1e-6 of its size; an MLP with a hidden layer would
+    # leave residuals of the order of its curvature, orders of magnitude larger.
+    assert np.abs(design @ coef - logit).max() < 1e-4 * max(np.abs(logit).max(), 1.0)
+    assert np.all(coef[:-1] >= -1e-5) and coef[:-1].max() > 0
+    rmm.save_circuit(tmp_path / "c", circuit, config)
+    assert rmm.load_circuit(tmp_path / "c")[1].circuit.synapses[0].hidden == ()
+
+
 def test_synapse_gate_scales_the_states_training_sees_not_the_start_transient(driven):
     """On a long record (≥ 10 τ_max) whose first sample sits on a spike, the gate's input range is
     that of the states training computes (sweep_states: the bank starts at the mean of the first
