@@ -27,7 +27,9 @@ class SynapseSettings:
             synapse's gate is a sigmoid of a weighted sum of the filter states (weights ≥ 0): its
             logit is linear in them, so it cannot turn sharply where the training data end. The
             README's half-centre-oscillator fits use it (six of ten data seeds meet both targets;
-            five with ``(8,)`` and the gate pinned at 0.01).
+            five with ``(8,)`` and the gate pinned at 0.01). Not the default: on the driven
+            neuron (data seeds 2 and 3, current clamp only) it read out 0.51 and 0.28 against
+            0.56 and 0.58 with ``(8,)``.
         reversal: E_syn (mV), prior mean; reversal_std: prior std (mV), 0 keeps it fixed.
         init_scale: the starting size of the synaptic current, as a fraction of the postsynaptic
             capacitive current's std (C·dv/dt); intrinsic currents start at 1.
