@@ -151,8 +151,8 @@ def test_a_gate_without_hidden_layer_is_a_sigmoid_of_a_nonnegative_sum(driven, t
     logit = np.log(p / (1 - p))
     design = np.column_stack([z, np.ones(len(z))])
     coef, *_ = np.linalg.lstsq(design, logit, rcond=None)
-    # float32 gates: the logit's rounding is ~1e-6 of its size; an MLP with a hidden layer would
-    # leave residuals of the order of its curvature, orders of magnitude larger.
+    # float32 gates: the logit's rounding is ~1e-6 of its size; with hidden=(8,) the same fit
+    # leaves a residual of 0.86 on logits up to 1.8.
     assert np.abs(design @ coef - logit).max() < 1e-4 * max(np.abs(logit).max(), 1.0)
     assert np.all(coef[:-1] >= -1e-5) and coef[:-1].max() > 0
     rmm.save_circuit(tmp_path / "c", circuit, config)
