@@ -19,7 +19,7 @@
    ≥ 0.9) beside that of the true current less its floor (the part of the gate that never closes,
    which current clamp cannot tell from the leak), voltage RMSE, training time, and teacher forcing's loss on the training data along each
    synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
-   synapse). The README's figures: ``--only hco --train-s 24 --drive-std 1.0
+   synapse). The figures of docs/circuits.md: ``--only hco --train-s 24 --drive-std 1.0
    --holding=-2,0 --syn-hidden= --known-c --epochs 300 --seed S`` (holding steps in the training window only; gates
    without a hidden layer; 300 epochs: fit_circuit's default), the previous recipe (``--open-at-rest 0.01`` in place
    of ``--syn-hidden=``), and the protocol's parts one at a time beside it; with
@@ -31,7 +31,7 @@
    training time.
 5. A driven STG neuron, a follower entrained 1:1 by graded inhibition from a recorded, exogenous
    presynaptic burster, fitted and scored as the HCO (phase: in the presynaptic neuron's cycle).
-   The README's figures: ``--only driven --train-s 24 --known-c --epochs 300 --n-filters 24
+   The figures of docs/circuits.md: ``--only driven --train-s 24 --known-c --epochs 300 --n-filters 24
    --seed S``.
 6. (``--only ident``, not in the default run) Identifiability of the HCO's synapses under teacher
    forcing: fits from three synapse starting sizes, against the synapses' form fitted to the truth.

@@ -736,7 +736,7 @@ def test_clamp_stage_measures_both_synapses_of_a_half_centre_oscillator():
     the two cells inhibit each other in alternation. Measured: correlations 0.984 and 0.967,
     read-out std 1.15 against 1.52 nA and 1.32 against 2.04 nA (A→B, B→A); 200 epochs: 0.986,
     0.984, std ratios 0.80 and 0.73. 0.9 is the issue's target. The size comes out low: the ridge
-    on the currents shrinks it, more on 12 s than on the README's 24 s fits (ratios 0.86–1.15,
+    on the currents shrinks it, more on 12 s than on the 24 s fits of docs/circuits.md (ratios 0.86–1.15,
     seeds 2–5), so the std is checked within 0.5–1.5 times the true one."""
     rec = rmm.synthetic_circuit("hco", 16000.0, seed=2, drive=(0.0, 1.0, 20.0), holding=(-2.0, 0.0), holding_ms=500.0,
                                 holding_until=12000.0, clamp=(-70.0, np.nan))

@@ -26,7 +26,7 @@ class SynapseSettings:
         hidden: hidden layers of the gate (or lumped) network. With ``()`` a conductance
             synapse's gate is a sigmoid of a weighted sum of the filter states (weights ≥ 0): its
             logit is linear in them, so it cannot turn sharply where the training data end. The
-            README's half-centre-oscillator fits use it (six of ten data seeds meet both targets;
+            half-centre-oscillator fits of docs/circuits.md use it (six of ten data seeds meet both targets;
             five with ``(8,)`` and the gate pinned at 0.01). Not the default: on the driven
             neuron (data seeds 2 and 3, current clamp only) it read out 0.51 and 0.28 against
             0.56 and 0.58 with ``(8,)``.
@@ -41,7 +41,7 @@ class SynapseSettings:
             the leak; pinning the gate near closed at rest fixes that choice, loses no model of the
             voltage, and matches graded inhibition in the stomatogastric ganglion, which releases
             transmitter above a threshold near −45 mV (s∞ = 0.007 at −70 mV for the synthetic
-            circuits' synapse). The README's previous half-centre-oscillator fits used 0.01. Not
+            circuits' synapse). The previous half-centre-oscillator fits (docs/circuits.md) used 0.01. Not
             the default: on an earlier, mode-locked driven cell (data seed 2) teacher forcing switched
             a pinned synapse off where it kept a free one, and where the presynaptic cycle is
             short against the synapse's time constant the true gate never closes (the driven

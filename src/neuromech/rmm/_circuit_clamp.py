@@ -50,7 +50,7 @@ def clamped_synapses(circuit, data) -> tuple[int, ...]:
     synapses are left to the main stage. Shorter free stretches than the slowest time constant
     do not span the gate's slowest input. Samples with both cells held still count in the fit:
     they show the held cell's own current with the synapse silent, which is what tells the part
-    of the gate that never closes from that current (README, "Refining a free fit with a clamp
+    of the gate that never closes from that current (docs/circuits.md, "Refining a free fit with a clamp
     record of its own").
     """
     from ..recordings._circuit import CircuitRecording

@@ -116,7 +116,7 @@ class CircuitTrainingSettings:
             their neurons' current-clamp samples only. Under clamp the recorded current is the
             cell's ionic current at the command plus the synaptic current, so a synapse shows apart from
             the intrinsic currents it moves with in current clamp. On the driven neuron
-            (README, "The synapse from voltage clamp"; data seeds 2 and 3) a joint fit of clamped
+            (docs/circuits.md, "The synapse from voltage clamp"; data seeds 2 and 3) a joint fit of clamped
             and free samples kept the gate's shape (correlation 0.985 and 0.989 with the true
             gate on held-out data) but dropped its tonic part into the leak: read-outs 0.47 and
             0.84 (teacher forcing alone); with the clamp stage the whole fit read out 0.992 and
@@ -126,7 +126,7 @@ class CircuitTrainingSettings:
             off). Windows (GTF, shooting, the rollout stage) and validation free runs use
             current-clamp stretches only. On the half-centre oscillator with each cell clamped
             at −70 mV in half the blocks it read both synapses out at 0.99 (seeds 2–5), but
-            the free runs lost the rhythm (README, "Where the circuit fit stands").
+            the free runs lost the rhythm (docs/circuits.md).
         clamp_blank_ms: ms after each step of a clamp command whose samples are left out of the
             fit, with the sample before the step (:func:`~neuromech.rmm._circuit_clamp.clamp_masks`).
     """
