@@ -274,7 +274,12 @@ def _fit_and_report(label, kind, args, seed, channels):
                               capacitance=1.0 if args.known_c else 0.0)
     rest = None if args.open_at_rest == "none" else float(args.open_at_rest)
     hidden = tuple(int(h) for h in args.syn_hidden.split(",") if h)
-    circuit_settings = channels(model, open_at_rest=rest, hidden=hidden)
+    synapse = dict(open_at_rest=rest, hidden=hidden)
+    if args.syn_release:
+        lo, hi, n = args.syn_taus.split(",")
+        synapse = dict(release=tuple(float(x) for x in args.syn_release.split(",")),
+                       filters=rmm.FilterSettings(tau_min=float(lo), tau_max=float(hi), n=int(n)))
+    circuit_settings = channels(model, **synapse)
     c0 = rmm.init_circuit(train, circuit_settings, seed=args.init)
     rollout = None if args.rollout == "none" else rmm.CIRCUIT_ROLLOUT
     if args.rollout not in ("none", "default"):
@@ -460,6 +465,11 @@ def main():
     p.add_argument("--syn-hidden", default="8", metavar="UNITS",
                    help="HCO/driven: hidden layers of each synaptic gate (comma-separated; empty: the logit is "
                    "linear in the presynaptic filter states)")
+    p.add_argument("--syn-release", default="", metavar="THRESHOLDS",
+                   help="HCO/driven: release thresholds (mV, comma-separated) of kinetic synaptic gates "
+                        "(SynapseSettings.release); empty: gates that are networks of the filtered voltage")
+    p.add_argument("--syn-taus", default="2,200,8", metavar="MIN,MAX,N",
+                   help="HCO/driven: with --syn-release, the synapses' time constants (ms) per threshold")
     p.add_argument("--init", type=int, default=0, help="HCO/driven: seed of the initialisation and of the batches")
     p.add_argument("--partners", default="model", choices=("model", "measured"),
                    help="HCO: the rollout windows run the cells jointly (model) or each against the other's "

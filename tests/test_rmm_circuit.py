@@ -159,6 +159,40 @@ def test_a_gate_without_hidden_layer_is_a_sigmoid_of_a_nonnegative_sum(driven, t
     assert rmm.load_circuit(tmp_path / "c")[1].circuit.synapses[0].hidden == ()
 
 
+def test_a_kinetic_gate_mixes_release_kinetics_and_comes_back_from_a_saved_model(driven, tmp_path):
+    """``release``: the synapse's bank filters σ((v_pre − θ)/δ) for each threshold and time
+    constant, and the gate is a convex combination of those states: between 0 and 1, near 0
+    after the presynaptic cell has rested below every threshold (no free offset), the same after
+    save/load; settings that do not go with it are errors."""
+    _, train, _ = driven
+    syn = rmm.SynapseSettings("A", "B", release=(-60.0, -50.0), filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0,
+                                                                                           n=4))
+    config = rmm.CircuitConfig(rmm.CircuitDescription(("B",), ("A",), synapses=(syn,)))
+    circuit = rmm.init_circuit(train, config.settings)
+    s = circuit.synapses[0]
+    assert isinstance(s.current.activation, rmm.KineticGate) and s.bank.size == 8
+    assert s.bank.release == (-60.0,) * 4 + (-50.0,) * 4
+    circuit = eqx.tree_at(lambda c: c.synapses[0].current.activation.logits, circuit,
+                          jnp.linspace(-2.0, 2.0, 8, dtype=s.current.activation.logits.dtype))
+    gate = circuit.synapses[0].current.activation
+    from neuromech.rmm._filters import filter_signal, rest_state
+
+    x = filter_signal(s.bank, train["A"].voltage[0])
+    g = np.asarray(jax.vmap(gate)(jnp.asarray(x, gate.logits.dtype)))[:, 0]
+    np.testing.assert_allclose(g, x @ np.asarray(jax.nn.softmax(gate.logits)), rtol=1e-5)  # float32 sums
+    assert 0.0 <= g.min() and g.max() <= 1.0 and np.ptp(g) > 0.05
+    # Long rest at −100 mV: each state holds its release there, at most σ((−100 + 60)/5) = 3.4e-4.
+    assert float(gate(rest_state(s.bank, -100.0))[0]) < 3.4e-4
+    rmm.save_circuit(tmp_path / "c", circuit, config)
+    back, cfg = rmm.load_circuit(tmp_path / "c")
+    assert cfg.circuit.synapses[0].release == (-60.0, -50.0)
+    np.testing.assert_array_equal(back.synapses[0].current.activation.logits, gate.logits)
+    for bad, match in ((dict(open_at_rest=0.01), "open_at_rest 0.01"), (dict(kind="lumped"), "kind 'lumped'"),
+                       (dict(release_slope=0.0), "release_slope 0.0")):
+        with pytest.raises(ValueError, match=match):
+            rmm.SynapseSettings("A", "B", release=(-50.0,), **bad)
+
+
 def test_synapse_gate_scales_the_states_training_sees_not_the_start_transient(driven):
     """On a long record (≥ 10 τ_max) whose first sample sits on a spike, the gate's input range is
     that of the states training computes (sweep_states: the bank starts at the mean of the first

@@ -235,6 +235,32 @@ def test_fast_step_equals_jax_in_a_circuit(backend):
 
 
 @FAST
+def test_fast_step_equals_jax_with_kinetic_synapses(backend):
+    """Synapses with a release (bank states of σ((v_pre − θ)/δ)) and a kinetic gate (softmax
+    weights, no logistic output): the float64 backends realise both by hand, so they are checked
+    against the model's own JAX step in closed loop and as an observer with RLS (tolerances as in
+    _assert_same)."""
+    import equinox as eqx
+
+    rec = CircuitRecording({"A": _data(seed=1), "B": _data(seed=2), "X": _data(seed=3)})
+    syn = dict(filters=rmm.FilterSettings(tau_min=2.0, tau_max=100.0, n=3), release=(-62.0, -55.0), release_slope=3.0)
+    settings = rmm.CircuitSettings(("A", "B"), exogenous=("X",), model=CELL, synapses=(
+        rmm.SynapseSettings("A", "B", **syn), rmm.SynapseSettings("X", "A", **syn)))
+    with jax.enable_x64(True):
+        circuit = rmm.init_circuit(rec, settings, seed=3)
+        logits = jnp.linspace(-1.0, 1.0, 6)  # unequal weights: a swapped state would show
+        circuit = eqx.tree_at(lambda c: (c.synapses[0].current.activation.logits, c.synapses[1].current.activation.logits),
+                              circuit, (logits, -logits))
+        v = rec.voltages(circuit.channels)[0][:, :2000]
+        i = rec.currents(circuit.names)[0][:, :2000] * 0.05
+        ref, fast = _both(circuit, v, i, backend, mode="closed-loop")
+        assert np.ptp(ref["currents"][-2:], axis=1).min() > 1e-3  # the synaptic currents move
+        _assert_same(ref, fast, atol=1e-10)  # seen: 1e-14 mV, 7e-14 nA
+        ref, fast = _both(circuit, v, i, backend, rls=True)
+    _assert_same(ref, fast, atol=1e-5, theta_rtol=1e-4)  # seen: 2e-10 mV, 5e-7 nA (currents ~200 nA), θ 2e-7
+
+
+@FAST
 def test_fast_backend_runs_a_float32_model_in_float64(backend):
     """Without x64 (JAX's default) the model's arrays are float32: the JAX backend computes in
     float32, the float64 backends in float64 from the same values. They agree to float32 rounding:

@@ -71,6 +71,7 @@ from ._build import teacher_forcing_data as teacher_forcing_data
 from ._currents import ConductanceCurrent as ConductanceCurrent
 from ._currents import Leak as Leak
 from ._currents import LumpedCurrent as LumpedCurrent
+from ._currents import KineticGate as KineticGate
 from ._currents import MonotoneGate as MonotoneGate
 from ._filters import FilterBank as FilterBank
 from ._filters import dc_gain as dc_gain

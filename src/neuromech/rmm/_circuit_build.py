@@ -10,7 +10,7 @@ import numpy as np
 
 from ._build import init_rmm, sweep_states
 from ._circuit import Circuit, Gap, Synapse
-from ._currents import ConductanceCurrent, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
+from ._currents import ConductanceCurrent, KineticGate, LumpedCurrent, MonotoneGate, fit_scaler, init_mlp
 from ._filters import filter_bank, geometric_taus
 from ._settings import FilterSettings, ModelSettings
 
@@ -46,6 +46,14 @@ class SynapseSettings:
             a pinned synapse off where it kept a free one, and where the presynaptic cycle is
             short against the synapse's time constant the true gate never closes (the driven
             neuron of :func:`~neuromech.rmm.synthetic_circuit`: 0.13 at its lowest).
+        release: conductance synapses: thresholds θ (mV) of transmitter release. With them the
+            bank filters ``σ((v_pre − θ)/release_slope)`` for each θ and each of its time
+            constants, and the gate is a convex combination of those states
+            (:class:`~neuromech.rmm.KineticGate`): graded release followed by first-order
+            kinetics, whose lowest value in a rhythm follows from its decay (``hidden`` and
+            ``open_at_rest`` do not apply). ``None``: the gate is a network of the filtered
+            presynaptic voltage.
+        release_slope: δ (mV) of the release, > 0.
     """
 
     pre: str
@@ -57,8 +65,22 @@ class SynapseSettings:
     reversal_std: float = 0.0
     init_scale: float = 0.1
     open_at_rest: float | None = None
+    release: tuple[float, ...] | None = None
+    release_slope: float = 5.0
 
     def __post_init__(self):
+        if self.release is not None:
+            object.__setattr__(self, "release", tuple(float(x) for x in np.ravel(self.release)))
+            wrong = [what for what, bad in (
+                (f"kind {self.kind!r} (needs 'conductance')", self.kind != "conductance"),
+                (f"open_at_rest {self.open_at_rest} (needs none: the kinetic gate has no rest pin)",
+                 self.open_at_rest is not None),
+                ("no threshold", not self.release), (f"release_slope {self.release_slope} mV (needs > 0)",
+                                                     not self.release_slope > 0),
+                (f"filters of kind {self.filters.kind!r} (needs 'diagonal')", self.filters.kind != "diagonal")) if bad]
+            if wrong:
+                raise ValueError(f"synapse {self.pre}->{self.post}: a release (thresholds {list(self.release)} mV) "
+                                 f"does not go with {'; '.join(wrong)}; change those settings or drop release")
         if self.open_at_rest is not None and not 0 < self.open_at_rest < 1:
             raise ValueError(f"synapse {self.pre}->{self.post}: open_at_rest must lie in (0, 1) or be None, "
                              f"got {self.open_at_rest}")
@@ -153,7 +175,12 @@ def check_channels(settings_or_circuit, data) -> None:
 def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndarray, v_post: np.ndarray,
              scale: float, key) -> Synapse:
     fs = ss.filters
-    bank = filter_bank(geometric_taus(fs.tau_min, fs.tau_max, fs.n), dt, fs.kind)
+    taus = geometric_taus(fs.tau_min, fs.tau_max, fs.n)
+    if ss.release is None:
+        bank = filter_bank(taus, dt, fs.kind)
+    else:  # every time constant for every threshold
+        bank = filter_bank(np.tile(taus, len(ss.release)), dt, "diagonal", np.repeat(ss.release, taus.size),
+                           ss.release_slope)
     # The states training sees (sweep_states): a long record's v[0] on a spike would otherwise set
     # the slowest state's range (95.8 mV for cell A of the HCO's data seed 2, whose v[0] is
     # +43.5 mV, against the 4.6 mV of training's states) and put the open_at_rest pin where the
@@ -167,8 +194,11 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
         return Synapse(bank, LumpedCurrent(net, fit_scaler(z), jnp.asarray(scale, dtype), idx), pre, post,
                        ss.name)
     rest = None if ss.open_at_rest is None else float(np.log(ss.open_at_rest / (1 - ss.open_at_rest)))
-    gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0,
-                        rest_logit=rest)
+    if ss.release is None:
+        gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0,
+                            rest_logit=rest)
+    else:
+        gate = KineticGate(jnp.zeros(bank.size, dtype), idx)
     drive = max(abs(float(np.mean(np.concatenate(v_post))) - ss.reversal), 10.0)
     current = ConductanceCurrent(jnp.full(1, scale / drive, dtype), jnp.full(1, ss.reversal, dtype), gate, None,
                                  jnp.full(1, ss.reversal, dtype), float(ss.reversal_std))

@@ -136,11 +136,37 @@ class MonotoneGate(eqx.Module):
                             None if self.gain is None else SCALE, self.rest_logit)
 
 
+class KineticGate(eqx.Module):
+    """A synaptic gate that is a convex combination of release-driven filter states:
+    ``s = Σ_k softmax(w)_k x_k`` (0 ≤ s ≤ 1).
+
+    Fed by a bank with a release (:func:`~neuromech.rmm.filter_bank`), state k is a first-order
+    kinetic variable ``τ_k dx_k/dt = σ((v_pre − θ_k)/δ) − x_k``, and ``s`` a mixture of such
+    kinetics: the gate of a graded synapse (Abbott & Marder 1998) with its release curve and decay
+    learnt as non-negative mixtures. It has no bias: the gate is closed only after the
+    presynaptic cell has been silent for the slowest time constant, and its lowest value in a
+    rhythm follows from the kinetics, not from a free offset that the postsynaptic leak could
+    trade against.
+    """
+
+    logits: jnp.ndarray
+    inputs: tuple[int, ...] = eqx.field(static=True)
+
+    def weights(self):
+        return jax.nn.softmax(self.logits)
+
+    def __call__(self, x, v=None):
+        return jnp.atleast_1d(self.weights() @ x[jnp.asarray(self.inputs)])
+
+    def spec(self):
+        return KineticGate(FREE, self.inputs)
+
+
 class ConductanceCurrent(eqx.Module):
     """Data-driven conductance-based current ``Σ_u g_u a_u(x) b_u(x) (v − E_u)`` (nA).
 
     ``a`` (activation) and ``b`` (inactivation, optional) are :class:`MonotoneGate` networks on
-    selected filter states; ``g`` (µS) ≥ 0 per unit; ``E`` (mV) per unit, learnable with a Gaussian
+    selected filter states (a synapse's activation may be a :class:`KineticGate`); ``g`` (µS) ≥ 0 per unit; ``E`` (mV) per unit, learnable with a Gaussian
     prior ``N(E_prior, E_prior_std²)`` or fixed (``E_prior_std = 0``). Burghi et al. (PNAS 2025).
     """
 

@@ -10,6 +10,11 @@ SCIENCE.md §5):
   are orthonormal in ℓ² (the bank's controllability Gramian is the identity). State k has the
   transfer function ``√(1−λ_k²)/(z−λ_k) · Π_{j<k} (1 − λ_j z)/(z − λ_j)`` and DC gain
   ``√((1+λ_k)/(1−λ_k))``.
+
+A diagonal bank may filter a *release* of the voltage instead of the voltage itself: state k is
+driven by ``σ((v − θ_k)/δ)`` (a logistic function, 0 to 1), so that its value is a first-order
+kinetic variable of a transmitter released above θ_k, as in a graded chemical synapse
+(``ds/dt = (s∞(V_pre) − s)/τ``, Abbott & Marder 1998). Every function below applies it.
 """
 
 from __future__ import annotations
@@ -54,17 +59,31 @@ class FilterBank(eqx.Module):
     taus: np.ndarray = eqx.field(static=True, converter=lambda t: tuple(float(x) for x in t))
     dt: float = eqx.field(static=True)
     kind: str = eqx.field(static=True)
+    release: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    release_slope: float = eqx.field(static=True, default=5.0)
 
     @property
     def size(self) -> int:
         return len(self.taus)
+
+    def input(self, v):
+        """What drives the states: ``v`` (mV), or with ``release`` the (…, n) releases
+        ``σ((v − θ_k)/δ)``, one per state (``v`` broadcasts against the thresholds)."""
+        if self.release is None:
+            return v
+        theta = np.asarray(self.release)
+        if isinstance(v, np.ndarray) or np.isscalar(v):
+            import scipy.special
+
+            return scipy.special.expit((np.asarray(v, np.float64)[..., None] - theta) / self.release_slope)
+        return jax.nn.sigmoid((jnp.asarray(v)[..., None] - jnp.asarray(theta, self.A.dtype)) / self.release_slope)
 
     @property
     def poles(self) -> np.ndarray:
         return np.exp(-self.dt / np.asarray(self.taus))
 
 
-def filter_bank(taus, dt: float, kind: str = "diagonal") -> FilterBank:
+def filter_bank(taus, dt: float, kind: str = "diagonal", release=None, release_slope: float = 5.0) -> FilterBank:
     """A filter bank with poles ``exp(−dt/τ)`` for the time constants ``taus`` (ms).
 
     Args:
@@ -72,9 +91,13 @@ def filter_bank(taus, dt: float, kind: str = "diagonal") -> FilterBank:
         dt: sampling period (ms).
         kind: ``"diagonal"`` (unit-gain low-pass filters) or ``"orthonormal"`` (Takenaka–Malmquist
             cascade, lower-triangular A).
+        release: diagonal banks: per state, the threshold θ_k (mV) of the release
+            ``σ((v − θ_k)/release_slope)`` that drives it in place of ``v``; None: ``v``.
+        release_slope: δ (mV) of the release, > 0.
 
     Raises:
-        ValueError: for an unknown kind, non-positive τ or dt, or repeated τ in an orthonormal bank.
+        ValueError: for an unknown kind, non-positive τ or dt, repeated τ in an orthonormal bank,
+            or a release on an orthonormal bank, with a threshold per state missing, or with δ ≤ 0.
 
     Example:
         >>> bank = filter_bank([1.0, 10.0], dt=0.1)
@@ -95,8 +118,14 @@ def filter_bank(taus, dt: float, kind: str = "diagonal") -> FilterBank:
         if len(np.unique(lam)) != lam.size:
             raise ValueError("an orthonormal bank needs distinct time constants (repeated poles are not supported)")
         A, B = _takenaka_malmquist(lam)
+    if release is not None:
+        release = tuple(float(x) for x in np.ravel(release))
+        if kind != "diagonal" or len(release) != taus.size or not release_slope > 0:
+            raise ValueError(f"a release needs a diagonal bank, one threshold (mV) per time constant and a slope > 0 mV; "
+                             f"got kind {kind!r}, {len(release)} thresholds for {taus.size} states, slope {release_slope}")
     dtype = jnp.asarray(1.0).dtype
-    return FilterBank(jnp.asarray(A, dtype), jnp.asarray(B, dtype), taus, float(dt), kind)
+    return FilterBank(jnp.asarray(A, dtype), jnp.asarray(B, dtype), taus, float(dt), kind, release,
+                      float(release_slope))
 
 
 def _takenaka_malmquist(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,9 +149,10 @@ def _takenaka_malmquist(lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def filter_step(bank: FilterBank, x, v):
-    """One step of the bank: ``A x + B v`` for state ``x`` (n,) and voltage ``v`` (mV)."""
+    """One step of the bank: ``A x + B v`` for state ``x`` (n,) and voltage ``v`` (mV) (``B ∘ σ(…)``
+    with a release)."""
     if bank.kind == "diagonal":
-        return jnp.diagonal(bank.A) * x + bank.B * v
+        return jnp.diagonal(bank.A) * x + bank.B * bank.input(v)
     return bank.A @ x + bank.B * v
 
 
@@ -133,8 +163,9 @@ def dc_gain(bank: FilterBank) -> np.ndarray:
 
 
 def rest_state(bank: FilterBank, v0):
-    """The filter states at rest at voltage ``v0`` (mV): ``dc_gain · v0`` (the causal start)."""
-    return jnp.asarray(dc_gain(bank), bank.A.dtype) * v0
+    """The filter states at rest at voltage ``v0`` (mV): ``dc_gain · v0`` (the causal start;
+    ``dc_gain ∘ σ((v0 − θ)/δ)`` with a release)."""
+    return jnp.asarray(dc_gain(bank), bank.A.dtype) * bank.input(v0)
 
 
 def frequency_response(bank: FilterBank, freqs_hz) -> np.ndarray:
@@ -186,7 +217,8 @@ def filter_signal(bank: FilterBank, v, x0=None) -> np.ndarray:
         for k in range(n):
             # x[t] = λ x[t−1] + (1−λ) v[t−1]: numerator [0, 1−λ] delays v by one sample, and in
             # lfilter's transposed form the initial condition zi is then exactly x[0].
-            out[:, k], _ = scipy.signal.lfilter([0.0, 1.0 - lam[k]], [1.0, -lam[k]], v, zi=[x0[k]])
+            u = v if bank.release is None else bank.input(v)[:, k]
+            out[:, k], _ = scipy.signal.lfilter([0.0, 1.0 - lam[k]], [1.0, -lam[k]], u, zi=[x0[k]])
         return out
     s = np.sqrt(1.0 - lam**2)
     u = v.copy()

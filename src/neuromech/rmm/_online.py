@@ -304,7 +304,7 @@ def _float64_init(circuit: Circuit, layout: _Layout, delta: float):
     """``init(v0)`` for the float64 backends: the JAX backend's start state, built in float64."""
     n, C, off = layout.n, layout.C, layout.offsets
     banks = [(m.bank, i) for i, m in enumerate(circuit.neurons)] + [(s.bank, s.pre) for s in circuit.synapses]
-    gains = [(dc_gain(b), src) for b, src in banks]
+    gains = [(dc_gain(b), b, src) for b, src in banks]
     caps = [float(m.capacitance) for m in circuit.neurons]
 
     def init(v0) -> np.ndarray:
@@ -314,8 +314,8 @@ def _float64_init(circuit: Circuit, layout: _Layout, delta: float):
         flat[off["v_prev"]:off["v_prev"] + n] = v0[:n]
         flat[off["v_last"]:off["v_last"] + C] = v0
         q = off["xs"]
-        for gain, src in gains:
-            flat[q:q + gain.size] = gain * v0[src]
+        for gain, bank, src in gains:
+            flat[q:q + gain.size] = gain * bank.input(float(v0[src]))
             q += gain.size
         flat[off["theta"]:off["P"]] = np.concatenate(layout.theta0)
         q = off["P"]

@@ -30,7 +30,7 @@ from ._online_numpy import Packed, check_inputs
 (_N, _C, _L, _S, _P, _G, _ROWS, _OBSERVER, _RLS, _DIAGONAL, _NGAP, _NSTACK,
  _V, _XS, _THETA, _PSI, _BASE, _VPREV, _VLAST, _PV, _FL, _NF, _K,
  _VIN, _B, _A, _AIDX, _BIDX, _DIDX, _E, _READOUT, _CAPS, _GAPA, _GAPB, _GAPG, _GAPINC,
- _STACKS, _RLSTAB, _HEADER) = range(39)
+ _STACKS, _RLSTAB, _REL, _RELSLOPE, _HEADER) = range(41)
 _STACK_FIELDS = 7  # per stack: n inputs, inputs, n layers, layer table, n outputs, slots, gate flags
 _LAYER_FIELDS = 4  # per layer: rows, columns, weights (column-major, in the float array), row ranges
 _RLS_FIELDS = 6  # per neuron: θ start, P offset, n adapted, adapted, n fixed, fixed
@@ -82,7 +82,8 @@ def flatten(pk: Packed, mode: str, rls: bool, forgetting: float) -> tuple[np.nda
     for field, values, kind in ((_VIN, pk.v_in, "i"), (_B, pk.B, "f"), (_A, pk.A, "f"), (_AIDX, pk.a_idx, "i"),
                                 (_BIDX, pk.b_idx, "i"), (_DIDX, pk.d_idx, "i"), (_E, pk.E_units, "f"),
                                 (_READOUT, pk.readout, "f"), (_CAPS, pk.caps, "f"), (_GAPA, pk.gap_a, "i"),
-                                (_GAPB, pk.gap_b, "i"), (_GAPG, pk.gap_g, "f"), (_GAPINC, pk.gap_inc, "f")):
+                                (_GAPB, pk.gap_b, "i"), (_GAPG, pk.gap_g, "f"), (_GAPINC, pk.gap_inc, "f"),
+                                (_REL, pk.release, "f"), (_RELSLOPE, pk.release_slope, "f")):
         head[field] = blob.add(values, kind)
     stacks = []
     for idx, layers, dest, gate in pk.stacks:
@@ -250,7 +251,11 @@ def _kernel(state, inputs, F, I, out):  # pragma: no cover - compiled; tested th
             acc = 0.0
             for b in range(L):
                 acc += F[A + a * L + b] * work[ox + b]
-        x_new[a] = acc + F[B + a] * work[I[vin + a]]
+        u = work[I[vin + a]]
+        theta = F[I[_REL] + a]
+        if theta == theta:  # a release: σ((v − θ)/δ)
+            u = 1.0 / (1.0 + math.exp(-(u - theta) / F[I[_RELSLOPE] + a]))
+        x_new[a] = acc + F[B + a] * u
     work[ox:ox + L] = x_new
     bad = 0.0 if valid else 1.0
     work[I[_PV]] = 1.0 - bad

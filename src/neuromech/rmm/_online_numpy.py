@@ -34,7 +34,7 @@ from math import isfinite
 
 import numpy as np
 
-from ._currents import ConductanceCurrent, Leak, LumpedCurrent
+from ._currents import MLP, ConductanceCurrent, KineticGate, Leak, LumpedCurrent, Scaler
 
 
 def _f64(a) -> np.ndarray:
@@ -115,6 +115,8 @@ class Packed:
         dt: sampling period (ms).
         v_in, B, A, diagonal: every bank at once, ``x⁺ = A x + B ∘ work[v_in]`` (``A`` the
             diagonal when ``diagonal``).
+        release, release_slope: per state, the threshold θ (mV; NaN: none) and δ of a bank's
+            release: such a state reads ``σ((work[v_in] − θ)/δ)`` in place of ``work[v_in]``.
         stacks: per network depth, ``(inputs, layers, slots, gate)``: the work-buffer indices fed to
             the block-diagonal MLP (the last one the constant 1), its layers (bias as last column),
             the slots of ``gv`` its outputs go to, and which of them are gates (logistic output).
@@ -137,6 +139,8 @@ class Packed:
     B: np.ndarray
     A: np.ndarray
     diagonal: bool
+    release: np.ndarray
+    release_slope: np.ndarray
     stacks: list
     G: int
     a_idx: np.ndarray
@@ -180,6 +184,8 @@ def pack(layout, circuit) -> Packed:
     diagonal = all(b.kind == "diagonal" for b, _ in banks)
     A = (np.concatenate([np.diagonal(_f64(b.A)) for b, _ in banks]) if diagonal
          else _block_diag([_f64(b.A) for b, _ in banks]))
+    release = np.concatenate([np.full(b.size, np.nan) if b.release is None else _f64(b.release) for b, _ in banks])
+    release_slope = np.concatenate([np.full(b.size, b.release_slope) for b, _ in banks])
 
     nets = _Nets()
     units = []  # per θ entry, in θ order: (a, b, where v is, E)
@@ -193,7 +199,11 @@ def pack(layout, circuit) -> Packed:
         if isinstance(c, ConductanceCurrent):
             gates = []
             for gate in (c.activation, c.inactivation):
-                if gate is not None:
+                if isinstance(gate, KineticGate):  # a linear network: softmax(w)·x, no logistic output
+                    w = _f64(gate.weights())[None, :]
+                    gate = nets.add(MLP((w,), (np.zeros(1),)), Scaler(np.zeros(w.shape[1]), np.ones(w.shape[1])),
+                                    [x_base + j for j in gate.inputs], None)
+                elif gate is not None:
                     idx = ([v_index] if gate.with_voltage else []) + [x_base + j for j in gate.inputs]
                     gate = nets.add(gate.net, gate.scaler, idx, gate.sign, gate.gain, gate.rest_logit)
                 gates.append(gate)
@@ -248,7 +258,7 @@ def pack(layout, circuit) -> Packed:
         rls.append((int(starts[i]), int(starts[i + 1]), q, None if p == starts[i + 1] - starts[i] else sel,
                     fixed if fixed.size else None))
         q += p * p
-    return Packed(n, C, L, S, off, dt, v_in, B, A, diagonal, stacks, G, a_idx, b_idx, d_idx, E_units,
+    return Packed(n, C, L, S, off, dt, v_in, B, A, diagonal, release, release_slope, stacks, G, a_idx, b_idx, d_idx, E_units,
                   readout, caps, gap_a, gap_b, gap_g, gap_inc, rls)
 
 
@@ -292,6 +302,8 @@ def numpy_step(packed: Packed, mode: str, rls: bool, forgetting: float):
     first_used = 0 if observer else n  # closed loop reads the exogenous voltages only
     gv = np.ones(G)
     ab, contrib, x_new, x_in = np.empty(P_tot), np.empty(P_tot), np.empty(L), np.empty(L)
+    released = np.flatnonzero(np.isfinite(pk.release))
+    rel_theta, rel_slope = pk.release[released], pk.release_slope[released]
     mlps = []
     for idx, layers, dest, gate in pk.stacks:
         hidden = []  # per hidden layer: its buffer with a trailing 1 (the next bias), and a view without
@@ -359,7 +371,10 @@ def numpy_step(packed: Packed, mode: str, rls: bool, forgetting: float):
             np.multiply(A, w_x, out=x_new)
         else:
             A.dot(w_x, out=x_new)
-        np.multiply(B, work[v_in], out=x_in)
+        u = work[v_in]
+        if released.size:
+            u[released] = expit((u[released] - rel_theta) / rel_slope)
+        np.multiply(B, u, out=x_in)
         np.add(x_new, x_in, out=w_x)
         bad = 0.0 if valid else 1.0
         work[i_pv] = 1.0 - bad
