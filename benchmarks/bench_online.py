@@ -25,6 +25,9 @@
    of ``--syn-hidden=``), and the protocol's parts one at a time beside it; with
    ``--clamp=-70,nan`` each cell is also voltage-clamped at −70 mV in a random half of the
    blocks (``--clamp-s 12``: in a 12 s recording of their own, added to the training data).
+   ``--syn-release=-50,-40,-30 --syn-taus 2,200,8`` gives both circuits kinetic synaptic gates
+   (SynapseSettings.release: the bank filters a graded release at each threshold, 8 time
+   constants from 2 to 200 ms each), with ``--current-penalty 0.001`` in docs/circuits.md.
 4. Plain teacher forcing vs teacher forcing with fit_circuit's defaults vs multiple shooting vs
    GTF, equal epochs from one initialisation, on data from a known two-neuron circuit RMM: a table
    of held-out free-run voltage RMSE, synaptic-current correlation (free run and read-out) and
@@ -38,6 +41,7 @@
 
 Usage: nice -n 10 .venv/bin/python benchmarks/bench_online.py [--only latency,rls,hco,methods,driven,ident]
        [--out DIR] [--train-s 8] [--epochs 20] [--drive-std 0.1] [--known-c] [--repeats 3]
+       [--syn-release THRESHOLDS --syn-taus MIN,MAX,N]
        [--rollout LENGTH,EPOCHS,GAMMA|default|none] [--val-s 3] [--test-s 14] [--n-filters 36]
        [--partners model|measured] [--seed N] [--init N] [--stability W] [--current-penalty W] [--holding LEVELS] [--holding-ms 1500]
        [--open-at-rest P|none] [--syn-hidden UNITS] [--clamp LEVELS] [--clamp-cells NAMES] [--clamp-s S] [--hold-cells NAMES]
