@@ -3,9 +3,9 @@
 1. Latency of one ``step`` per sample, compiled (Numba), NumPy and JAX backends: a one-neuron RMM (36 filter states,
    leak/Na/K/slow; observer, with and without RLS) and a two-neuron circuit with reciprocal synapses
    (observer + RLS, closed loop); mean/p50/p99/max over 5000 samples, ratio to real time at 10 kHz.
-   Target ≤ 20 µs per sample for one neuron (≥ 5× real time at 10 kHz). Measured 2026-12-02 (CPython
-   3.11.7, 2 cores), p50: Numba 8.2 µs (RLS 8.7; circuit + RLS 13.2, closed loop 12.1), NumPy 31.1
-   (54.3; 79.1, 40.3), JAX 189 (195; 195, 189).
+   Target ≤ 20 µs per sample for one neuron (≥ 5× real time at 10 kHz). Measured 2026-12-07 (CPython
+   3.11.7, 2 cores), p50, median of three streams: Numba 5.3 µs (RLS 5.7; circuit + RLS 9.1, closed
+   loop 5.1), NumPy 14.2 (26.9; 42.2, 18.0), JAX 109 (138; 215, 151).
 2. RLS tracking: the simulated neuron is an RMM whose K conductance steps to 0.7× at t = 5 s
    (0.1 mV measurement noise); RLS with forgetting λ = 0.9999 (≈ 1 s memory) from the old model.
 3. Half-centre oscillator (two Liu STG neurons, graded inhibition, noisy currents; synthetic_circuit):

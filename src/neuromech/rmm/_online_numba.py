@@ -2,12 +2,12 @@
 call per sample, so that its cost no longer follows the interpreter's speed.
 
 The NumPy step (:mod:`._online_numpy`) is about thirty NumPy calls on a few dozen numbers each, so
-each call's interpreter overhead, not its arithmetic, sets its latency (31.1 µs per sample for one
-36-state neuron on this project's 2-core CPU under CPython 3.11.7, whose pure Python runs 2.5×
-slower than the system's 3.11.2). Here the same :class:`~._online_numpy.Packed` operands are
-flattened into one float64 and one int64 array, and one compiled kernel runs the whole sample:
-8.2 µs per sample in the same run, of which the arithmetic is a few µs and the rest the call
-(``benchmarks/bench_online.py --only latency``).
+each call's interpreter overhead, not its arithmetic, sets its latency (14.2 µs per sample for one
+36-state neuron on this project's 2-core CPU, 31.1 µs on an earlier one whose Python ran 2.5×
+slower). Here the same :class:`~._online_numpy.Packed` operands are flattened into one float64
+and one int64 array, and one compiled kernel runs the whole sample: 5.3 µs per sample in the same
+run (8.2 µs on the earlier machine), of which the arithmetic is a few µs and the rest the call
+(``benchmarks/bench_online.py --only latency``, 2026-12-07).
 
 The kernel is generic: the circuit's shape (neurons, channels, networks and their layers, banks,
 RLS subsets) is data in the int array, read through the header positions below, so one compiled
