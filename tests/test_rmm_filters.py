@@ -99,7 +99,8 @@ def test_bad_banks_are_errors():
 
 def test_release_bank_filters_the_release_step_by_step_and_rests_on_it(x64):
     """A bank with a release filters σ((v − θ)/δ) per state: the fast path against stepping, the
-    rest state against the release's closed form, and causality, as for the plain banks."""
+    rest state against the release's closed form, and a constant voltage that leaves the
+    started-at-rest states where they are."""
     taus = np.tile([2.0, 20.0, 200.0], 2)
     bank = filter_bank(taus, 0.1, release=np.repeat([-50.0, -35.0], 3), release_slope=4.0)
     v = -60 + np.cumsum(np.random.default_rng(2).normal(size=20_000)) * 0.3

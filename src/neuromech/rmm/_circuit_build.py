@@ -187,24 +187,24 @@ def _synapse(ss: SynapseSettings, pre: int, post: int, dt: float, v_pre: np.ndar
     else:  # every time constant for every threshold
         bank = filter_bank(np.tile(taus, len(ss.release)), dt, "diagonal", np.repeat(ss.release, taus.size),
                            ss.release_slope)
-    # The states training sees (sweep_states): a long record's v[0] on a spike would otherwise set
-    # the slowest state's range (95.8 mV for cell A of the HCO's data seed 2, whose v[0] is
-    # +43.5 mV, against the 4.6 mV of training's states) and put the open_at_rest pin where the
-    # data never go.
-    x = np.concatenate([sweep_states(bank, v) for v in v_pre])
     idx = tuple(range(bank.size))
     dtype = jnp.asarray(1.0).dtype
-    if ss.kind == "lumped":
-        z = np.column_stack([np.concatenate(v_post), x])
-        net = init_mlp(key, (bank.size + 1, *ss.hidden, 1))
-        return Synapse(bank, LumpedCurrent(net, fit_scaler(z), jnp.asarray(scale, dtype), idx), pre, post,
-                       ss.name)
-    rest = None if ss.open_at_rest is None else float(np.log(ss.open_at_rest / (1 - ss.open_at_rest)))
-    if ss.release is None:
+    if ss.release is not None:  # a kinetic gate: no input scaling, so no states to compute
+        gate = KineticGate(jnp.zeros(bank.size, dtype), idx)
+    else:
+        # The states training sees (sweep_states): a long record's v[0] on a spike would otherwise
+        # set the slowest state's range (95.8 mV for cell A of the HCO's data seed 2, whose v[0] is
+        # +43.5 mV, against the 4.6 mV of training's states) and put the open_at_rest pin where
+        # the data never go.
+        x = np.concatenate([sweep_states(bank, v) for v in v_pre])
+        if ss.kind == "lumped":
+            z = np.column_stack([np.concatenate(v_post), x])
+            net = init_mlp(key, (bank.size + 1, *ss.hidden, 1))
+            return Synapse(bank, LumpedCurrent(net, fit_scaler(z), jnp.asarray(scale, dtype), idx), pre, post,
+                           ss.name)
+        rest = None if ss.open_at_rest is None else float(np.log(ss.open_at_rest / (1 - ss.open_at_rest)))
         gate = MonotoneGate(init_mlp(key, (bank.size, *ss.hidden, 1), positive=True), fit_scaler(x), idx, 1.0,
                             rest_logit=rest)
-    else:
-        gate = KineticGate(jnp.zeros(bank.size, dtype), idx)
     drive = max(abs(float(np.mean(np.concatenate(v_post))) - ss.reversal), 10.0)
     current = ConductanceCurrent(jnp.full(1, scale / drive, dtype), jnp.full(1, ss.reversal, dtype), gate, None,
                                  jnp.full(1, ss.reversal, dtype), float(ss.reversal_std))

@@ -214,11 +214,12 @@ def filter_signal(bank: FilterBank, v, x0=None) -> np.ndarray:
     n = lam.size
     out = np.empty((v.size, n))
     if bank.kind == "diagonal":
+        u = bank.input(v)  # (T,) voltage, or (T, n) releases, once
         for k in range(n):
             # x[t] = λ x[t−1] + (1−λ) v[t−1]: numerator [0, 1−λ] delays v by one sample, and in
             # lfilter's transposed form the initial condition zi is then exactly x[0].
-            u = v if bank.release is None else bank.input(v)[:, k]
-            out[:, k], _ = scipy.signal.lfilter([0.0, 1.0 - lam[k]], [1.0, -lam[k]], u, zi=[x0[k]])
+            out[:, k], _ = scipy.signal.lfilter([0.0, 1.0 - lam[k]], [1.0, -lam[k]], u if u.ndim == 1 else u[:, k],
+                                                zi=[x0[k]])
         return out
     s = np.sqrt(1.0 - lam**2)
     u = v.copy()

@@ -242,7 +242,7 @@ def _kernel(state, inputs, F, I, out):  # pragma: no cover - compiled; tested th
     for i in range(n):
         work[ov + i] = work[ovp + i] + dt * ((work[ob + i] + sums[i]) / F[caps + i])
     # Banks last: they read this sample's voltages and the states before the update.
-    L, A, B, vin = I[_L], I[_A], I[_B], I[_VIN]
+    L, A, B, vin, rel, rel_slope = I[_L], I[_A], I[_B], I[_VIN], I[_REL], I[_RELSLOPE]
     x_new = np.empty(L)
     for a in range(L):
         if I[_DIAGONAL] == 1:
@@ -252,9 +252,9 @@ def _kernel(state, inputs, F, I, out):  # pragma: no cover - compiled; tested th
             for b in range(L):
                 acc += F[A + a * L + b] * work[ox + b]
         u = work[I[vin + a]]
-        theta = F[I[_REL] + a]
+        theta = F[rel + a]
         if theta == theta:  # a release: σ((v − θ)/δ)
-            u = 1.0 / (1.0 + math.exp(-(u - theta) / F[I[_RELSLOPE] + a]))
+            u = 1.0 / (1.0 + math.exp(-(u - theta) / F[rel_slope + a]))
         x_new[a] = acc + F[B + a] * u
     work[ox:ox + L] = x_new
     bad = 0.0 if valid else 1.0
