@@ -487,6 +487,30 @@ def test_burst_rhythm_recovers_known_periods_and_phases():
     assert np.isnan(flat[0]["period_data"]) and np.isnan(flat[0]["period_error"])
 
 
+def test_burst_rhythm_locking_tells_a_drifting_phase_from_a_locked_one():
+    """A cell that bursts 5 % slower than its reference drifts 0.05 of a cycle per cycle, through
+    the whole cycle: its mean phase is any number, here near the data's (2.5 % of a cycle off), and its
+    locking is the vector strength of phases evenly spread, |sin(nπδ) / (n sin(πδ))|, far below
+    the locked data's 1."""
+    from neuromech.rmm._rhythm import burst_rhythm
+
+    t, a = _bursts(200.0, 0.0, 8000.0)
+    _, b = _bursts(200.0, 0.5, 8000.0)
+    _, b_drift = _bursts(210.0, 20.0 / 210.0, 8000.0)  # from 70 ms: phase 0.1 + 0.05 k in A's cycles
+    rows = burst_rhythm(t, np.stack([a, b]), np.stack([a, b_drift]))
+    assert np.isnan(rows[0]["locking_data"]) and np.isnan(rows[0]["locking_model"])  # the reference
+    assert rows[1]["locking_data"] == pytest.approx(1.0, abs=1e-9)
+    # Model B's onsets 70 + 210 k ms in A's cycles (50 + 200 j ms), those inside a whole cycle of A.
+    onsets = 70.0 + 210.0 * np.arange(200)
+    j = np.floor((onsets - 50.0) / 200.0)
+    n = int(np.sum((j >= 0) & (50.0 + 200.0 * (j + 1) < 8000.0 - 5 * 8.0)))
+    # Phases 0.1 + 0.05 k (k < n), up to the 0.1 ms grid of the onsets (a phase error ≤ 1e-3);
+    # over n = 38 cycles they average to 0.525, near the data's 0.5.
+    expected = abs(np.sin(n * np.pi * 0.05) / (n * np.sin(np.pi * 0.05)))
+    assert rows[1]["locking_model"] == pytest.approx(expected, abs=2e-3)
+    assert rows[1]["locking_model"] < 0.2 and rows[1]["phase_error"] < 0.03
+
+
 def test_single_sweep_metrics_score_the_burst_period():
     """sweep_metrics of one neuron: the burst period of bursts built 200 ms apart against a model
     bursting every 220 ms (10 % off); a silent model counts as the worst (1); tonic data and data
