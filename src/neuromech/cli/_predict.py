@@ -137,7 +137,22 @@ def run_circuit(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(json_ready(report), indent=2))
     with atomic_path(args.out) as tmp:
         pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
-    said = ", ".join(f"{n} RMSE {m['summary']['rmse']:.2f} mV, coincidence {m['summary']['coincidence']:.3f}"
-                     for n, m in metrics["neurons"].items())
+    said = "; ".join(f"{n} RMSE {m['summary']['rmse']:.2f} mV, coincidence {m['summary']['coincidence']:.3f}"
+                     + _rhythm_words(m["rhythm"]) for n, m in metrics["neurons"].items())
     print(f"neuromech: predicted {rec.n_sweeps} sweep(s) of a circuit into {args.out}: {said}", file=sys.stderr)
     return 0
+
+
+def _rhythm_words(r: dict) -> str:
+    """A neuron's burst rhythm against the data, in words (empty where the data do not burst)."""
+    import numpy as np
+
+    if not np.isfinite(r.get("period_data", np.nan)):
+        return ""
+    if not np.isfinite(r.get("period_model", np.nan)):
+        return ", no bursts in the free run"
+    said = f", burst period {100 * r['period_error']:+.1f} %"
+    if np.isfinite(r.get("phase_data", np.nan)):
+        said += (f", phase {100 * r['phase_error']:.1f} % of a cycle off, locking {r['locking_model']:.2f} "
+                 f"(data {r['locking_data']:.2f})")
+    return said
