@@ -68,7 +68,7 @@ WARMUP = 1000.0  # ms of measured voltage before each held-out free run
 # Vector strength of the bursts' phases that counts as locked, midway between a phase that drifts
 # uniformly (0) and one fixed (1): a normal per-cycle jitter of std up to 0.19 cycles (R =
 # exp(−2π²σ²)). It tells drift from jitter: over the HCO's 13 s test, fits whose phase drifts
-# through the cycle measured 0.13–0.31, fits that alternate with jitter 0.54–0.77, the data 0.95–0.97.
+# through the cycle measured 0.14–0.28, fits that alternate with jitter 0.58–0.94, the data 0.95–0.97.
 LOCKED = 0.5
 
 
