@@ -212,9 +212,9 @@ def _targets(m):
     period has a mean phase that may land anywhere, near the data's too); every synapse reads out
     at a correlation ≥ 0.9."""
     rhythm = [d["rhythm"] for d in m["neurons"].values()]
-    held = not m["summary"]["n_diverged"] and all(
-        abs(r.get("period_error", np.nan)) <= 0.1 for r in rhythm) and all(
-        r.get("phase_error", np.nan) <= 0.1 and r.get("locking_model", np.nan) >= LOCKED for r in rhythm if np.isfinite(r.get("phase_data", np.nan)))
+    phased = [r for r in rhythm if np.isfinite(r.get("phase_data", np.nan))]
+    held = (not m["summary"]["n_diverged"] and all(abs(r.get("period_error", np.nan)) <= 0.1 for r in rhythm)
+            and all(r["phase_error"] <= 0.1 and r["locking_model"] >= LOCKED for r in phased))
     read = all(d["correlation_readout"] >= 0.9 for d in m["synapses"].values())
     return (f"targets: rhythm {'held' if held else 'NOT held'} (periods and phase within 10 %, locking ≥ {LOCKED}), "
             f"read-outs {'all' if read else 'NOT all'} ≥ 0.9")
