@@ -41,9 +41,9 @@ def circuit_selection_score(summary: dict) -> float:
     the coincidence factor (when the data spike) and, when the data burst, ``1 − |period error|``
     and ``1 − 2 × phase error`` (both 1 for the data's rhythm, 0 for a period off by 100 % or
     the phase off by half a cycle); −inf if any sweep diverged. The phase's locking
-    (``burst_locking``) is not scored: over a validation window of about ten cycles it is noisy,
-    and adding ``1 − |locking − the data's|`` changed the pick on three of ten HCO fits and improved
-    none on the test window (docs/circuits.md)."""
+    (:func:`burst_rhythm`'s ``locking_model``) is not scored: over a validation window of about
+    ten cycles it is noisy, and adding ``1 − |locking − the data's|`` changed the pick on three of
+    ten HCO fits and improved none on the test window (docs/circuits.md)."""
     if summary["n_diverged"]:
         return float("-inf")
     parts = [summary["inner_product"]]
@@ -130,9 +130,7 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
         switched off, whose correlation is then only that of its driving force's shape), ``"summary"``: means over neurons of the neurons' summaries, the
         number of diverged sweeps, ``burst_period_error`` (mean over bursting neurons of their
         ``SweepMetrics.burst_period_error``) and ``burst_phase_error`` (cycles; mean over bursting neurons other than
-        the reference channel), ``burst_locking`` and ``burst_locking_data`` (the same neurons'
-        vector strength of their bursts' phases, :func:`burst_rhythm`; 0 for a free run that
-        does not burst)}. ``rhythm``: :func:`burst_rhythm`'s figures, means over the
+        the reference channel)}. ``rhythm``: :func:`burst_rhythm`'s figures, means over the
         sweeps that did not diverge. ``predictions``: per recording, ``(v, i_syn)`` as
         :func:`predict_circuit` returns them.
 
@@ -210,13 +208,9 @@ def evaluate_circuit(circuit: Circuit, recording, *, threshold: float = 0.0, win
     # The period error is each neuron's own (SweepMetrics.burst_period_error: capped at 1, and 1
     # where the data burst and the free run does not); the phase is scored alike, half a cycle
     # off where the free run does not burst (not NaN, which would drop the neuron).
-    # The locking alike: 0 where the free run does not burst.
-    rows = [r for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get("phase_data", np.nan))]
-    phases = [min(r["phase_error"], 0.5) if np.isfinite(r["phase_error"]) else 0.5 for r in rows]
+    phases = [min(r["phase_error"], 0.5) if np.isfinite(r["phase_error"]) else 0.5
+              for r in (n["rhythm"] for n in neurons.values()) if np.isfinite(r.get("phase_data", np.nan))]
     summary["burst_phase_error"] = float(np.mean(phases)) if phases else float("nan")
-    summary["burst_locking"] = (float(np.mean([np.nan_to_num(r["locking_model"]) for r in rows])) if rows
-                                else float("nan"))
-    summary["burst_locking_data"] = float(np.mean([r["locking_data"] for r in rows])) if rows else float("nan")
     return {"neurons": neurons, "synapses": synapses, "summary": summary}, predictions
 
 
