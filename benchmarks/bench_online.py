@@ -21,9 +21,10 @@
    which current clamp cannot tell from the leak), voltage RMSE, training time, and teacher forcing's loss on the training data along each
    synapse's size (rmm.synapse_profile: lowest at 0 when one-step prediction does not want the
    synapse). The figures of docs/circuits.md: ``--only hco --train-s 24 --drive-std 1.0
-   --holding=-2,0 --syn-hidden= --known-c --epochs 300 --seed S`` (holding steps in the training window only; gates
-   without a hidden layer; 300 epochs: fit_circuit's default; ``--train-s 36`` too), the previous recipe (``--open-at-rest 0.01`` in place
-   of ``--syn-hidden=``), and the protocol's parts one at a time beside it; with
+   --holding=-2,0 --syn-hidden= --known-c --epochs 300 --seed S`` (holding steps in the training
+   window only; gates without a hidden layer; 300 epochs: fit_circuit's default; ``--train-s 36``
+   too), the previous recipe (``--open-at-rest 0.01`` in place of ``--syn-hidden=``), and the
+   protocol's parts one at a time beside it; with
    ``--clamp=-70,nan`` each cell is also voltage-clamped at −70 mV in a random half of the
    blocks (``--clamp-s 12``: in a 12 s recording of their own, added to the training data).
    ``--syn-release=-50,-40,-30 --syn-taus 2,200,8`` gives both circuits kinetic synaptic gates
